@@ -1,0 +1,123 @@
+"""Decoder weight files: our safetensors format, Lightning checkpoints, pytorch-AdaIN's ``decoder.pth``.
+
+Our format is a safetensors file of :class:`~adain.decoder.Decoder`'s state dict with string
+metadata: ``format``, ``arch`` (architecture version) and ``encoder`` (the identity of the
+VGG19 it was trained on, see :attr:`VGG19Encoder.identity`), plus free-form training facts.
+A decoder only works on the encoder it was trained with, so loading checks that identity.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+
+from .decoder import ARCH, Decoder
+
+FORMAT = "adain-decoder"
+# Conv positions in pytorch-AdaIN's decoder Sequential (with explicit ReflectionPad2d layers).
+_ADAIN_DECODER_CONV_INDEX = (1, 5, 8, 11, 14, 18, 21, 25, 28)
+ADAIN_VGG_LAYOUT = "vgg_normalised"
+
+
+class DecoderFileError(ValueError):
+    """A decoder file is unreadable, of an unknown layout, or made for another encoder."""
+
+
+def save_decoder(
+    decoder: Decoder, path: str | os.PathLike, encoder_identity: str, metadata: Mapping[str, object] | None = None
+) -> None:
+    """Write ``decoder`` as safetensors with its metadata, atomically (temp file + rename).
+
+    ``metadata`` values that are not strings are stored as JSON.
+    """
+    path = Path(path)
+    meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
+    meta.update(format=FORMAT, arch=ARCH, encoder=encoder_identity)
+    state = {k: v.detach().contiguous().cpu() for k, v in decoder.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=meta)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata of one of our safetensors decoder files, without loading the weights."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError) as err:
+        raise DecoderFileError(f"{path}: not a readable safetensors decoder file ({err})") from None
+
+
+def load_decoder(path: str | os.PathLike, encoder_identity: str, encoder_layout: str) -> tuple[Decoder, dict[str, str]]:
+    """Load a decoder for the encoder with ``encoder_identity``; returns it and its metadata.
+
+    Accepts our ``.safetensors`` files, Lightning ``.ckpt`` files written by ``train.py``, and
+    pytorch-AdaIN's ``decoder.pth`` (only together with its ``vgg_normalised.pth`` encoder,
+    i.e. ``encoder_layout == "vgg_normalised"``, since those files carry no metadata).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DecoderFileError(f"{path}: no such decoder file")
+    if path.suffix == ".safetensors":
+        meta = read_metadata(path)
+        if meta.get("format") != FORMAT:
+            raise DecoderFileError(f"{path}: not an AdaIN decoder file (no '{FORMAT}' metadata)")
+        with safe_open(str(path), framework="pt") as f:
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    else:
+        state, meta = _read_torch_file(path, encoder_layout)
+    if meta.get("arch") != ARCH:
+        raise DecoderFileError(f"{path}: decoder architecture {meta.get('arch')!r} is not {ARCH!r}")
+    if meta.get("encoder", encoder_identity) != encoder_identity:
+        raise DecoderFileError(
+            f"{path}: this decoder was trained on encoder '{meta['encoder']}' but the encoder in use is "
+            f"'{encoder_identity}'; pass the matching --vgg"
+        )
+    decoder = Decoder()
+    try:
+        decoder.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as err:
+        raise DecoderFileError(f"{path}: weights do not fit the decoder ({str(err).splitlines()[-1].strip()})") from None
+    return decoder.eval(), meta
+
+
+def _read_torch_file(path: Path, encoder_layout: str) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """State dict and metadata from a Lightning ``.ckpt`` or a pytorch-AdaIN ``decoder.pth``."""
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad file
+        raise DecoderFileError(f"{path}: cannot read as a weights-only torch file ({type(err).__name__})") from None
+    if isinstance(obj, Mapping) and "state_dict" in obj:  # Lightning checkpoint from train.py
+        prefix = "decoder."
+        state = {k[len(prefix) :]: v for k, v in obj["state_dict"].items() if k.startswith(prefix)}
+        meta = dict(obj.get("adain_metadata") or {})
+        if not state or "encoder" not in meta:
+            raise DecoderFileError(f"{path}: not a train.py checkpoint (no decoder weights or encoder identity)")
+        return state, meta
+    if isinstance(obj, Mapping) and all(f"{i}.weight" in obj for i in _ADAIN_DECODER_CONV_INDEX):
+        if encoder_layout != ADAIN_VGG_LAYOUT:
+            raise DecoderFileError(
+                f"{path}: a pytorch-AdaIN decoder works only with its own encoder; pass --vgg path/to/vgg_normalised.pth"
+            )
+        ours = Decoder().conv_indices()
+        state = {
+            f"{new}.{kind}": obj[f"{old}.{kind}"]
+            for old, new in zip(_ADAIN_DECODER_CONV_INDEX, ours)
+            for kind in ("weight", "bias")
+        }
+        return state, {"arch": ARCH, "source": "pytorch-AdaIN decoder.pth"}
+    raise DecoderFileError(f"{path}: unknown decoder file layout (expected .safetensors, a train.py .ckpt or pytorch-AdaIN's decoder.pth)")

@@ -1,0 +1,189 @@
+"""Image reading and writing, in one place, for every entry point (CLI, app, training tools).
+
+Reading applies the EXIF orientation, accepts any Pillow colour mode (greyscale, palette,
+CMYK, 16-bit, with or without alpha) and turns every failure into :class:`ImageError`
+with a one-line reason. Writing goes to a temporary file that is renamed into place, so a
+failed or interrupted write never leaves a partial file under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
+ALPHA_FORMATS = {"PNG", "WEBP"}
+MAX_INPUT_PIXELS = 100_000_000  # larger files are refused before decoding (decompression bombs)
+MAX_WORK_PIXELS = 16_000_000  # largest image stylised, after resizing (≈ 4000×4000)
+
+
+class ImageError(ValueError):
+    """An image could not be read or written; ``str()`` is one line naming the file."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass
+class LoadedImage:
+    """An RGB image as a 1×3×H×W float tensor in [0, 1], and its alpha (1×1×H×W) if any."""
+
+    rgb: Tensor
+    alpha: Tensor | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width)."""
+        return self.rgb.shape[-2], self.rgb.shape[-1]
+
+
+def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """(width, height) with the shorter side scaled to ``short_side`` (0 keeps the size)."""
+    if short_side <= 0:
+        return width, height
+    scale = short_side / min(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Open, fully decode and orient an image file; raise :class:`ImageError` on any problem."""
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(path, "is a directory, not an image")
+    try:
+        if path.stat().st_size == 0:
+            raise ImageError(path, "empty file")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > MAX_INPUT_PIXELS:
+                    raise ImageError(path, f"too large ({img.width}×{img.height} pixels; limit {MAX_INPUT_PIXELS:,})")
+                img.load()
+                return ImageOps.exif_transpose(img)
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(path, "not a recognised image file") from None
+    except FileNotFoundError:
+        raise ImageError(path, "no such file") from None
+    except PermissionError:
+        raise ImageError(path, "permission denied") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:  # truncated/corrupt data
+        raise ImageError(path, f"corrupt or truncated image ({err})") from None
+
+
+def split_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Float RGB (H×W×3) and alpha (H×W) arrays in [0, 1] from any Pillow mode."""
+    alpha = None
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        grey = np.clip(arr / top, 0.0, 1.0).astype(np.float32)
+        return np.repeat(grey[..., None], 3, axis=2), None
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+    if has_alpha:
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        rgb, alpha = rgba[..., :3], rgba[..., 3]
+    else:
+        rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    return rgb, alpha
+
+
+def load_image(
+    path: str | os.PathLike, short_side: int = 0, crop: bool = False, max_pixels: int = MAX_WORK_PIXELS
+) -> LoadedImage:
+    """Read an image, resize its shorter side to ``short_side`` (0 keeps it) and optionally
+    centre-crop it to a square."""
+    return prepare_image(open_image(path), short_side, crop, max_pixels, name=path)
+
+
+def prepare_image(
+    img: Image.Image,
+    short_side: int = 0,
+    crop: bool = False,
+    max_pixels: int = MAX_WORK_PIXELS,
+    name: str | os.PathLike = "image",
+) -> LoadedImage:
+    """A decoded Pillow image → :class:`LoadedImage`, resized (antialiased) and checked for size."""
+    width, height = target_size(img.width, img.height, short_side)
+    side = min(width, height)
+    if (side * side if crop else width * height) > max_pixels:
+        raise ImageError(name, f"too large to stylise at {width}×{height} pixels (limit {max_pixels:,}); lower the size")
+    try:
+        rgb, alpha = split_alpha(img)
+    except (ValueError, OSError) as err:
+        raise ImageError(name, f"unsupported colour mode {img.mode} ({err})") from None
+    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+    alpha_t = None if alpha is None else torch.from_numpy(np.ascontiguousarray(alpha))[None, None]
+    if (width, height) != (img.width, img.height):
+        rgb_t = resize(rgb_t, (height, width))
+        alpha_t = None if alpha_t is None else resize(alpha_t, (height, width))
+    if crop:
+        rgb_t, alpha_t = center_crop(rgb_t, side), (None if alpha_t is None else center_crop(alpha_t, side))
+    return LoadedImage(rgb_t.contiguous(), None if alpha_t is None else alpha_t.contiguous())
+
+
+def resize(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """Antialiased bicubic resize of an N×C×H×W tensor to (H, W), clamped to [0, 1]."""
+    return torch.nn.functional.interpolate(image, size=size, mode="bicubic", antialias=True, align_corners=False).clamp_(0, 1)
+
+
+def center_crop(image: Tensor, side: int) -> Tensor:
+    """The central ``side``×``side`` square of an N×C×H×W tensor."""
+    h, w = image.shape[-2:]
+    top, left = (h - side) // 2, (w - side) // 2
+    return image[..., top : top + side, left : left + side]
+
+
+def tensor_to_pil(rgb: Tensor, alpha: Tensor | None = None) -> Image.Image:
+    """A 3×H×W (or 1×3×H×W) tensor in [0, 1], plus optional alpha, → 8-bit RGB(A) Pillow image."""
+    rgb = rgb.detach().float().reshape(3, *rgb.shape[-2:]).clamp(0, 1)
+    arr = (rgb.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    img = Image.fromarray(arr, "RGB")
+    if alpha is not None:
+        a = (alpha.detach().float().reshape(*rgb.shape[-2:]).clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+        img.putalpha(Image.fromarray(a, "L"))
+    return img
+
+
+def pil_to_tensor(img: Image.Image) -> LoadedImage:
+    """Any Pillow image → :class:`LoadedImage` at its own size."""
+    return prepare_image(img, max_pixels=MAX_INPUT_PIXELS)
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """Pillow format name for an output path, from its extension (jpg, png, webp)."""
+    fmt = OUTPUT_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ImageError(path, f"unsupported output extension; use one of {', '.join(sorted(OUTPUT_FORMATS))}")
+    return fmt
+
+
+def save_image(image: Image.Image | Tensor, path: str | os.PathLike, alpha: Tensor | None = None, quality: int = 95) -> None:
+    """Write atomically (temporary file + rename); alpha is kept for PNG/WebP, dropped for JPEG."""
+    path = Path(path)
+    fmt = output_format(path)
+    img = tensor_to_pil(image, alpha) if isinstance(image, Tensor) else image
+    if fmt not in ALPHA_FORMATS and img.mode != "RGB":
+        img = img.convert("RGB")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make outputs private to the writer
+        with os.fdopen(fd, "wb") as f:
+            img.save(f, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
+        os.replace(tmp, path)
+    except BaseException as err:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise ImageError(path, f"cannot write ({err.strerror or err})") from None
+        raise

@@ -1,0 +1,99 @@
+"""Adaptive instance normalisation and the feature statistics it is built from, as pure functions.
+
+Statistics are per sample and per channel over the spatial positions, computed in fp32
+with the population variance and ``eps`` inside the square root:
+``std = sqrt(var + eps)``. With that definition the output of :func:`adain` has
+exactly the style's channel means and (up to ``eps``) standard deviations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+EPS = 1e-5
+
+
+def mean_std(feat: Tensor, eps: float = EPS, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Channel mean and std of an N×C×H×W map, each N×C×1×1, optionally weighted.
+
+    ``weight`` (N×1×H×W, ≥ 0) restricts the statistics to a soft region: a binary mask
+    gives the exact statistics of the masked positions.
+    """
+    feat = feat.float()
+    if weight is None:
+        var, mean = torch.var_mean(feat, dim=(2, 3), keepdim=True, correction=0)
+        return mean, (var + eps).sqrt()
+    weight = weight.float()
+    total = weight.sum(dim=(2, 3), keepdim=True).clamp_min(1e-8)
+    mean = (feat * weight).sum(dim=(2, 3), keepdim=True) / total
+    var = ((feat - mean).square() * weight).sum(dim=(2, 3), keepdim=True) / total
+    return mean, (var + eps).sqrt()
+
+
+def adain_from_stats(
+    content: Tensor, style_mean: Tensor, style_std: Tensor, eps: float = EPS, weight: Tensor | None = None
+) -> Tensor:
+    """``σ_s · (x − μ_c) / σ_c + μ_s``: content features renormalised to given style statistics.
+
+    ``weight`` restricts the *content* statistics to a region (spatial control).
+    """
+    mean, std = mean_std(content, eps, weight)
+    return ((content.float() - mean) / std * style_std + style_mean).to(content.dtype)
+
+
+def adain(content: Tensor, style: Tensor, eps: float = EPS) -> Tensor:
+    """AdaIN(x, y) of Huang & Belongie (2017): content features with the style's channel statistics."""
+    return adain_from_stats(content, *mean_std(style, eps), eps=eps)
+
+
+def blend_targets(
+    content: Tensor,
+    style_stats: Sequence[tuple[Tensor, Tensor]],
+    weights: Sequence[float] | None = None,
+    mask: Tensor | None = None,
+    alpha: float = 1.0,
+    eps: float = EPS,
+) -> Tensor:
+    """The decoder's input for one or several styles.
+
+    - several styles: ``Σ wᵢ · AdaIN(f(c), f(sᵢ))`` with ``w`` normalised to sum 1 (equal if None);
+    - ``mask`` (N×1×h×w in [0, 1]): exactly two styles. The mask is resized to the feature
+      size and thresholded at 0.5; the first style goes where it is white, the second where it
+      is black, each region normalised with its own content statistics (the paper's spatial
+      control, as in the original AdaIN code);
+    - then the style-strength blend ``(1 − α) · f(c) + α · t``.
+    """
+    if not style_stats:
+        raise ValueError("need at least one style")
+    if mask is not None:
+        if len(style_stats) != 2:
+            raise ValueError(f"a mask needs exactly two styles, got {len(style_stats)}")
+        m = resize_mask(mask, content.shape[-2:])
+        target = m * adain_from_stats(content, *style_stats[0], eps=eps, weight=m) + (1 - m) * adain_from_stats(
+            content, *style_stats[1], eps=eps, weight=1 - m
+        )
+    else:
+        w = normalise_weights(weights, len(style_stats))
+        target = sum(wi * adain_from_stats(content, *stats, eps=eps) for wi, stats in zip(w, style_stats))
+    return alpha * target + (1 - alpha) * content
+
+
+def resize_mask(mask: Tensor, size: Sequence[int]) -> Tensor:
+    """A binary N×1×h×w mask at ``size``: area-averaged, then thresholded at 0.5."""
+    resized = torch.nn.functional.interpolate(mask.float(), size=tuple(size), mode="area")
+    return (resized > 0.5).float()
+
+
+def normalise_weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    """Blend weights scaled to sum 1; equal weights when ``None``."""
+    if weights is None:
+        return [1.0 / count] * count
+    if len(weights) != count:
+        raise ValueError(f"{len(weights)} style weights for {count} styles")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError("style weights must be non-negative and not all zero")
+    total = float(sum(weights))
+    return [w / total for w in weights]

