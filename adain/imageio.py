@@ -8,6 +8,7 @@ failed or interrupted write never leaves a partial file under the final name.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import warnings
@@ -54,31 +55,38 @@ def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def open_image(path: str | os.PathLike) -> Image.Image:
-    """Open, fully decode and orient an image file; raise :class:`ImageError` on any problem."""
-    path = Path(path)
-    if path.is_dir():
-        raise ImageError(path, "is a directory, not an image")
+def open_image(
+    source: str | os.PathLike | bytes, name: str | os.PathLike | None = None, max_pixels: int = MAX_INPUT_PIXELS
+) -> Image.Image:
+    """Open, fully decode and orient an image file, or a file's bytes in memory (an upload; ``name``
+    is what messages call it); raise :class:`ImageError` on any problem."""
+    in_memory = isinstance(source, bytes)
+    path = None if in_memory else Path(source)
+    name = name if name is not None else ("image" if in_memory else path)
+    if path is not None and path.is_dir():
+        raise ImageError(name, "is a directory, not an image")
     try:
-        if path.stat().st_size == 0:
-            raise ImageError(path, "empty file")
+        if (len(source) if in_memory else path.stat().st_size) == 0:
+            raise ImageError(name, "empty file")
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                if img.width * img.height > MAX_INPUT_PIXELS:
-                    raise ImageError(path, f"too large ({img.width}×{img.height} pixels; limit {MAX_INPUT_PIXELS:,})")
+            with Image.open(io.BytesIO(source) if in_memory else path) as img:
+                if img.width * img.height > max_pixels:
+                    raise ImageError(name, f"too large ({img.width}×{img.height} pixels; limit {max_pixels:,})")
                 img.load()
                 return ImageOps.exif_transpose(img)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(path, "not a recognised image file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(name, f"too large (over Pillow's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,} pixels)") from None
+    except UnidentifiedImageError:
+        raise ImageError(name, "not a recognised image file") from None
     except FileNotFoundError:
-        raise ImageError(path, "no such file") from None
+        raise ImageError(name, "no such file") from None
     except PermissionError:
-        raise ImageError(path, "permission denied") from None
+        raise ImageError(name, "permission denied") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:  # truncated/corrupt data
-        raise ImageError(path, f"corrupt or truncated image ({err})") from None
+        raise ImageError(name, f"corrupt or truncated image ({err})") from None
 
 
 def split_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:

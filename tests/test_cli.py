@@ -1,0 +1,192 @@
+"""infer.py end to end with a small untrained decoder: outputs, naming, flags and every bad input."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import infer
+from conftest import make_image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    """Run each CLI test in its own folder, so a default output dir never lands in the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def images(tmp_path):
+    c = tmp_path / "c"
+    s = tmp_path / "s"
+    return {
+        "c1": make_image(c / "cat.jpg", (48, 40), seed=1),
+        "c2": make_image(c / "dog.png", (40, 56), seed=2),
+        "s1": make_image(s / "wave.jpg", (32, 32), seed=3),
+        "s2": make_image(s / "stars.webp", (36, 30), seed=4),
+    }
+
+
+def run(args, decoder_file, *extra):
+    """infer.main with a test decoder and small sizes; later flags in ``args``/``extra`` win."""
+    return infer.main(["--decoder", str(decoder_file), "--content-size", "32", "--style-size", "32", *map(str, args), *extra])
+
+
+def files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_every_content_style_pair(tmp_path, images, decoder_file, capsys):
+    out = tmp_path / "out"
+    code = run(["--content", images["c1"].parent, "--style", images["s1"], images["s2"], "--output-dir", out], decoder_file)
+    assert code == 0
+    assert files(out) == [
+        "cat_stylized_stars.jpg", "cat_stylized_wave.jpg", "dog_stylized_stars.png", "dog_stylized_wave.png"
+    ]  # fmt: skip
+    assert Image.open(out / "cat_stylized_wave.jpg").size == (38, 32)  # shorter side 32, aspect kept
+    assert Image.open(out / "dog_stylized_wave.png").size == (32, 45)
+    assert "stylising" in capsys.readouterr().err
+
+
+def test_single_output_file_and_quiet(tmp_path, images, decoder_file, capsys):
+    target = tmp_path / "one.webp"
+    assert run(["--content", images["c1"], "--style", images["s1"], "--output", target, "--quiet"], decoder_file) == 0
+    assert Image.open(target).format == "WEBP"
+    assert capsys.readouterr().err == ""
+
+
+def test_style_weights_blend_into_one_output(tmp_path, images, decoder_file):
+    out = tmp_path / "out"
+    args = ["--content", images["c1"], "--style", images["s1"], images["s2"], "--style-weights", "2", "1"]
+    assert run([*args, "--output-dir", out], decoder_file) == 0
+    assert files(out) == ["cat_stylized_wave+stars.jpg"]
+
+
+def test_mask_with_two_styles(tmp_path, images, decoder_file):
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.tile(np.arange(64, dtype=np.uint8) * 4, (64, 1))).save(mask)
+    target = tmp_path / "masked.png"
+    args = ["--content", images["c1"], "--style", images["s1"], images["s2"], "--mask", mask, "--output", target]
+    assert run(args, decoder_file, "--alpha", "0.7", "--preserve-color") == 0
+    assert Image.open(target).size == (38, 32)
+
+
+def test_alpha_channel_and_odd_modes(tmp_path, decoder_file):
+    out = tmp_path / "out"
+    sources = [make_image(tmp_path / f"in/{m.replace(';', '')}.png", (30, 20), m) for m in ("RGBA", "L", "P", "I;16")]
+    style = make_image(tmp_path / "s.jpg", (20, 20), "CMYK")
+    assert infer.main(["--content", *map(str, sources), "--style", str(style), "--output-dir", str(out),
+                       "--decoder", str(decoder_file), "--content-size", "0"]) == 0  # fmt: skip
+    assert Image.open(out / "RGBA_stylized_s.png").mode == "RGBA"
+    assert Image.open(out / "L_stylized_s.png").mode == "RGB"
+    assert all(Image.open(p).size == (30, 20) for p in out.iterdir())
+
+
+def test_tiny_content_keeps_its_size(tmp_path, decoder_file):
+    content = make_image(tmp_path / "dot.png", (1, 1))
+    style = make_image(tmp_path / "s.png", (2, 3))
+    target = tmp_path / "dot_out.png"
+    assert infer.main(["--content", str(content), "--style", str(style), "--output", str(target),
+                       "--decoder", str(decoder_file), "--content-size", "0", "--style-size", "0"]) == 0  # fmt: skip
+    assert Image.open(target).size == (1, 1)
+
+
+def test_bad_inputs_are_reported_and_the_rest_are_done(tmp_path, images, decoder_file, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "empty.jpg").write_bytes(b"")
+    (bad / "text.png").write_text("not an image")
+    full = images["c1"].read_bytes()
+    (bad / "truncated.jpg").write_bytes(full[: len(full) // 3])
+    (tmp_path / "noimages").mkdir()
+    out = tmp_path / "out"
+    contents = [images["c1"], bad / "empty.jpg", bad / "text.png", bad / "truncated.jpg", tmp_path / "missing.jpg", tmp_path / "noimages"]
+    code = run(["--content", *contents, "--style", images["s1"], "--output-dir", out], decoder_file)
+    err = capsys.readouterr().err
+    assert code == 1
+    assert files(out) == ["cat_stylized_wave.jpg"]  # the good one is done; nothing partial or temporary
+    for name, reason in [("empty.jpg", "empty file"), ("text.png", "not a recognised image"),
+                         ("truncated.jpg", "corrupt or truncated"), ("missing.jpg", "no such file"),
+                         ("noimages", "folder has no images")]:  # fmt: skip
+        line = next(line for line in err.splitlines() if name in line)
+        assert line.startswith("error: ") and reason in line
+    assert "1 of 5 outputs written; 4 failed, 1 folder without images" in err
+    assert "Traceback" not in err
+
+
+def test_bad_style_fails_only_its_outputs(tmp_path, images, decoder_file, capsys):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff garbage")
+    out = tmp_path / "out"
+    code = run(["--content", images["c1"], images["c2"], "--style", images["s1"], broken, "--output-dir", out], decoder_file)
+    assert code == 1
+    assert files(out) == ["cat_stylized_wave.jpg", "dog_stylized_wave.png"]
+    assert capsys.readouterr().err.count("broken.jpg") == 1
+
+
+def test_too_large_after_resize(tmp_path, images, decoder_file, capsys):
+    code = infer.main(["--content", str(images["c1"]), "--style", str(images["s1"]), "--output-dir", str(tmp_path / "o"),
+                       "--decoder", str(decoder_file), "--content-size", "6000"])  # fmt: skip
+    assert code == 1 and "too large to stylise" in capsys.readouterr().err
+
+
+def test_never_overwrites_an_input(tmp_path, images, decoder_file, capsys):
+    before = images["c2"].read_bytes()
+    assert run(["--content", images["c2"], "--style", images["s1"], "--output", images["c2"]], decoder_file) == 1
+    assert images["c2"].read_bytes() == before
+    assert "refusing to overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--alpha", "1.5"], "--alpha must be in [0, 1]"),
+        (["--alpha", "-0.1"], "--alpha must be in [0, 1]"),
+        (["--style-weights", "1", "2", "3"], "3 values for 2 style images"),
+        (["--style-weights", "0", "0"], "not all zero"),
+        (["--mask", "m.png", "--style-weights", "1", "1"], "cannot be combined"),
+        (["--output", "x.gif"], "--output must end in"),
+        (["--output", "x.png"], "--output names one file but there are 2 outputs"),
+        (["--content-size", "-3"], "must be >= 0"),
+    ],
+)
+def test_impossible_flags_exit_2_with_usage(images, decoder_file, capsys, extra, message):
+    with pytest.raises(SystemExit) as info:
+        run(["--content", images["c1"], "--style", images["s1"], images["s2"], *extra], decoder_file)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "usage:" in err and message in err
+
+
+def test_mask_needs_two_styles(images, decoder_file, capsys):
+    with pytest.raises(SystemExit) as info:
+        run(["--content", images["c1"], "--style", images["s1"], "--mask", images["s2"]], decoder_file)
+    assert info.value.code == 2 and "exactly two style images" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("decoder", ["missing.safetensors", "garbage.safetensors"])
+def test_bad_decoder_is_one_line(tmp_path, images, capsys, decoder):
+    path = tmp_path / decoder
+    if decoder.startswith("garbage"):
+        path.write_bytes(b"garbage")
+    code = infer.main(["--content", str(images["c1"]), "--style", str(images["s1"]), "--decoder", str(path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 1 and err.count("\n") == 0 and err.startswith("error: ") and decoder in err
+
+
+def test_real_process_has_no_traceback(tmp_path, images, decoder_file):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "infer.py"), "--content", str(images["c1"]), str(broken), "--style", str(images["s1"]),
+         "--output-dir", str(out), "--decoder", str(decoder_file), "--content-size", "32"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "broken.png" in proc.stderr
+    assert files(out) == ["cat_stylized_wave.jpg"]

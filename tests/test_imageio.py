@@ -1,0 +1,109 @@
+"""Image reading (modes, orientation, failures) and atomic writing."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from adain.imageio import ImageError, load_image, open_image, save_image
+from conftest import make_image
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "P", "CMYK", "1", "RGBA", "LA", "I;16"])
+def test_colour_modes_load_as_rgb(tmp_path, mode):
+    ext = ".tif" if mode == "CMYK" else ".png"
+    path = make_image(tmp_path / f"img{ext}", (20, 12), mode)
+    img = load_image(path)
+    assert img.rgb.shape == (1, 3, 12, 20) and img.rgb.dtype == torch.float32
+    assert 0 <= img.rgb.min() and img.rgb.max() <= 1
+    assert (img.alpha is not None) == (mode in ("RGBA", "LA"))
+
+
+def test_sixteen_bit_keeps_its_range(tmp_path):
+    arr = np.full((6, 8), 65535 // 2, dtype=np.uint16)
+    Image.fromarray(arr).save(tmp_path / "g16.png")
+    rgb = load_image(tmp_path / "g16.png").rgb
+    torch.testing.assert_close(rgb, torch.full_like(rgb, 0.5), atol=1e-3, rtol=0)
+
+
+def test_palette_transparency_becomes_alpha(tmp_path):
+    img = Image.new("P", (8, 8), 0)
+    img.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    img.paste(1, (0, 0, 4, 8))
+    img.save(tmp_path / "p.png", transparency=0)
+    loaded = load_image(tmp_path / "p.png")
+    assert loaded.alpha is not None
+    assert loaded.alpha[0, 0, :, :4].min() == 1 and loaded.alpha[0, 0, :, 4:].max() == 0
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (30, 10), "red")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise when displayed
+    img.save(tmp_path / "rot.jpg", exif=exif)
+    assert load_image(tmp_path / "rot.jpg").size == (30, 10)  # (h, w): now portrait
+
+
+def test_resize_shorter_side_and_crop(tmp_path):
+    path = make_image(tmp_path / "a.png", (40, 20))
+    assert load_image(path, 10).size == (10, 20)
+    assert load_image(path, 10, crop=True).size == (10, 10)
+    assert load_image(path, 0).size == (20, 40)
+    assert load_image(make_image(tmp_path / "t.png", (1, 1)), 16).size == (16, 16)
+
+
+def write_truncated(path):
+    make_image(path.with_suffix(".full.png"), (64, 64))
+    data = path.with_suffix(".full.png").read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+@pytest.mark.parametrize(
+    "prepare, reason",
+    [
+        (lambda p: p.write_bytes(b""), "empty file"),
+        (lambda p: p.write_text("hello, I am text"), "not a recognised image"),
+        (write_truncated, "corrupt or truncated"),
+        (lambda p: p.mkdir(), "is a directory"),
+        (lambda p: None, "no such file"),
+    ],
+)
+def test_bad_files_give_one_line_errors(tmp_path, prepare, reason):
+    path = tmp_path / "bad.png"
+    prepare(path)
+    with pytest.raises(ImageError, match=reason) as info:
+        load_image(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_huge_images_are_refused(tmp_path):
+    path = make_image(tmp_path / "big.png", (64, 64))
+    with pytest.raises(ImageError, match="too large"):
+        open_image(path, max_pixels=1000)
+    with pytest.raises(ImageError, match="too large to stylise"):
+        load_image(path, short_side=5000, max_pixels=10**6)
+
+
+def test_save_formats_and_alpha(tmp_path):
+    rgb, alpha = torch.rand(1, 3, 9, 11), torch.full((1, 1, 9, 11), 0.5)
+    for ext, mode in ((".png", "RGBA"), (".webp", "RGBA"), (".jpg", "RGB")):
+        save_image(rgb, tmp_path / f"o{ext}", alpha=alpha)
+        with Image.open(tmp_path / f"o{ext}") as img:
+            assert img.size == (11, 9) and img.mode == mode
+    with pytest.raises(ImageError, match="unsupported output extension"):
+        save_image(rgb, tmp_path / "o.gif")
+
+
+def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
+    target = tmp_path / "out.png"
+    target.write_bytes(b"previous")
+
+    def explode(self, fp, *args, **kwargs):
+        fp.write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", explode)
+    with pytest.raises(ImageError, match="cannot write"):
+        save_image(torch.rand(3, 4, 4), target)
+    assert target.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
