@@ -90,6 +90,8 @@ class StyleTransfer(nn.Module):
                 "or use pytorch-AdaIN's decoder.pth with --vgg vgg_normalised.pth"
             )
         target = resolve_device(device)
+        if target.type == "cpu" and precision == "fp16":
+            raise ValueError("fp16 has no fast kernels on the CPU; use --precision bf16 or fp32 there")
         encoder = VGG19Encoder.load(vgg)
         dec, _ = load_decoder(path, encoder.identity, encoder.layout)
         return cls(encoder, dec, precision).to(target)

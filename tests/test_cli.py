@@ -190,3 +190,11 @@ def test_real_process_has_no_traceback(tmp_path, images, decoder_file):
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "broken.png" in proc.stderr
     assert files(out) == ["cat_stylized_wave.jpg"]
+
+
+def test_precision_on_cpu(tmp_path, images, decoder_file, capsys):
+    common = ["--content", images["c1"], "--style", images["s1"], "--device", "cpu"]
+    assert run([*common, "--precision", "bf16", "--output", tmp_path / "b.png"], decoder_file) == 0
+    assert Image.open(tmp_path / "b.png").size == (38, 32)
+    assert run([*common, "--precision", "fp16", "--output", tmp_path / "h.png"], decoder_file) == 1
+    assert "use --precision bf16 or fp32" in capsys.readouterr().err
