@@ -176,19 +176,26 @@ def output_format(path: str | os.PathLike) -> str:
     return fmt
 
 
+def encode_image(image: Image.Image | Tensor, fmt: str, alpha: Tensor | None = None, quality: int = 95) -> bytes:
+    """An image file's bytes in Pillow format ``fmt``; alpha is kept for PNG/WebP, dropped for JPEG."""
+    img = tensor_to_pil(image, alpha) if isinstance(image, Tensor) else image
+    if fmt not in ALPHA_FORMATS and img.mode != "RGB":
+        img = img.convert("RGB")
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
+    return buffer.getvalue()
+
+
 def save_image(image: Image.Image | Tensor, path: str | os.PathLike, alpha: Tensor | None = None, quality: int = 95) -> None:
     """Write atomically (temporary file + rename); alpha is kept for PNG/WebP, dropped for JPEG."""
     path = Path(path)
     fmt = output_format(path)
-    img = tensor_to_pil(image, alpha) if isinstance(image, Tensor) else image
-    if fmt not in ALPHA_FORMATS and img.mode != "RGB":
-        img = img.convert("RGB")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o644)  # mkstemp's 0600 would make outputs private to the writer
         with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
+            f.write(encode_image(image, fmt, alpha, quality))
         os.replace(tmp, path)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,278 @@
+"use strict";
+// The page: pick a photo and up to four paintings, adjust, and the result is redrawn after every
+// change through POST /api/stylize. A newer change aborts the request in flight, and only the
+// latest answer is shown. No framework, no build step, nothing loaded from outside this server.
+
+const DEBOUNCE_MS = 150; // wait for a slider to settle before asking the server
+const SPINNER_DELAY_MS = 200; // fast answers (GPU) don't flash the progress indicator
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  device: "",
+  maxStyles: 4, // replaced by the server's limit at start-up
+  examples: { content: [], style: [] },
+  content: null, // { source: "example", name, title, thumb } or { source: "file", file, title, thumb }
+  styles: [], // the same shapes, plus { id, weight }
+};
+let nextStyleId = 1;
+let inFlight = null; // AbortController of the request being answered
+let latest = 0; // number of the latest request; older answers are dropped
+let debounceTimer = 0;
+let resultUrl = null;
+
+function schedule() {
+  clearTimeout(debounceTimer);
+  debounceTimer = setTimeout(stylize, DEBOUNCE_MS);
+}
+
+function orderedStyles() {
+  // The API takes uploaded files first, then example names; weights follow that order.
+  return [...state.styles.filter((s) => s.source === "file"), ...state.styles.filter((s) => s.source === "example")];
+}
+
+function requestBody() {
+  const body = new FormData();
+  if (state.content.source === "file") body.append("content", state.content.file);
+  else body.append("content_example", state.content.name);
+  const styles = orderedStyles();
+  for (const s of styles) {
+    if (s.source === "file") body.append("style", s.file);
+    else body.append("style_example", s.name);
+  }
+  if (styles.length > 1) for (const s of styles) body.append("style_weights", String(s.weight));
+  body.append("alpha", $("alpha").value);
+  body.append("preserve_color", $("preserve").checked ? $("preserve-method").value : "none");
+  body.append("content_size", $("size").value);
+  body.append("format", $("format").value);
+  return body;
+}
+
+async function stylize() {
+  if (!state.content || state.styles.length === 0) {
+    $("placeholder").textContent = state.content ? "Pick a painting." : "Pick a photo.";
+    $("placeholder").hidden = !$("result").hidden;
+    return;
+  }
+  if (inFlight) inFlight.abort();
+  const controller = new AbortController();
+  inFlight = controller;
+  const mine = ++latest;
+  const alpha = $("alpha").value;
+  const format = $("format").value;
+  const stopBusy = showBusy();
+  try {
+    const response = await fetch("/api/stylize", { method: "POST", body: requestBody(), signal: controller.signal });
+    if (!response.ok) throw new Error(await errorMessage(response));
+    const blob = await response.blob();
+    if (mine !== latest) return;
+    await showResult(blob, response.headers, { alpha, format, seq: mine });
+    showError(null);
+  } catch (err) {
+    if (err.name === "AbortError" || mine !== latest) return;
+    showError(err instanceof TypeError ? `Cannot reach the server (${err.message}).` : err.message);
+  } finally {
+    if (mine === latest) {
+      inFlight = null;
+      stopBusy();
+    }
+  }
+}
+
+async function errorMessage(response) {
+  try {
+    const body = await response.json();
+    if (typeof body.detail === "string") return body.detail;
+  } catch (_) {
+    // not JSON: fall through to the status line
+  }
+  return `The server answered ${response.status} ${response.statusText}.`;
+}
+
+async function showResult(blob, headers, facts) {
+  const url = URL.createObjectURL(blob);
+  const img = $("result");
+  img.src = url;
+  await img.decode();
+  img.hidden = false;
+  $("placeholder").hidden = true;
+  if (resultUrl) URL.revokeObjectURL(resultUrl);
+  resultUrl = url;
+  img.dataset.alpha = facts.alpha; // what this image was made with (read by the browser test, too)
+  img.dataset.seq = String(facts.seq);
+  const link = $("download");
+  link.href = url;
+  link.download = `stylized.${facts.format === "jpeg" ? "jpg" : facts.format}`;
+  link.setAttribute("aria-disabled", "false");
+  const size = (headers.get("X-Image-Size") || "").replace("x", " × ");
+  const seconds = Number(headers.get("X-Render-Seconds") || 0).toFixed(2);
+  $("status").textContent = `${size} px · ${seconds} s on ${state.device}`;
+}
+
+function showError(message, { stale = true } = {}) {
+  const box = $("error");
+  box.hidden = !message;
+  box.textContent = message || "";
+  // After a refused request the result shown is not for the settings shown: dim it.
+  document.querySelector(".frame").classList.toggle("stale", Boolean(message) && stale);
+}
+
+function showBusy() {
+  const busy = $("busy");
+  const started = performance.now();
+  const show = setTimeout(() => (busy.hidden = false), SPINNER_DELAY_MS);
+  const tick = setInterval(() => {
+    $("elapsed").textContent = `${((performance.now() - started) / 1000).toFixed(1)} s`;
+  }, 100);
+  return () => {
+    clearTimeout(show);
+    clearInterval(tick);
+    busy.hidden = true;
+    $("elapsed").textContent = "";
+  };
+}
+
+function tile(item, pressed, onClick) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "tile";
+  button.title = item.title;
+  button.dataset.name = item.name;
+  button.setAttribute("role", "listitem");
+  button.setAttribute("aria-pressed", String(pressed));
+  const img = document.createElement("img");
+  img.src = item.thumb;
+  img.alt = item.title;
+  img.addEventListener("error", () => button.classList.add("broken")); // an upload the browser cannot show either
+  button.append(img);
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+function drawContentGallery() {
+  const gallery = $("content-gallery");
+  gallery.replaceChildren();
+  if (state.content && state.content.source === "file") gallery.append(tile(state.content, true, () => {}));
+  for (const ex of state.examples.content) {
+    const pressed = state.content?.source === "example" && state.content.name === ex.name;
+    gallery.append(tile(ex, pressed, () => chooseContent({ source: "example", ...ex })));
+  }
+}
+
+function drawStyles() {
+  const gallery = $("style-gallery");
+  gallery.replaceChildren();
+  for (const ex of state.examples.style) {
+    const chosen = state.styles.find((s) => s.source === "example" && s.name === ex.name);
+    gallery.append(tile(ex, Boolean(chosen), () => (chosen ? removeStyle(chosen.id) : addStyle({ source: "example", ...ex }))));
+  }
+  const list = $("chosen-styles");
+  list.replaceChildren();
+  for (const s of state.styles) {
+    const item = document.createElement("li");
+    const thumb = document.createElement("img");
+    thumb.src = s.thumb;
+    thumb.alt = "";
+    const title = document.createElement("span");
+    title.className = "title";
+    title.textContent = s.title;
+    item.append(thumb, title);
+    if (state.styles.length > 1) {
+      const weight = document.createElement("input");
+      Object.assign(weight, { type: "range", min: "0", max: "1", step: "0.05", value: String(s.weight) });
+      weight.setAttribute("aria-label", `Weight of ${s.title}`);
+      weight.addEventListener("input", () => {
+        s.weight = Number(weight.value);
+        schedule();
+      });
+      item.append(weight);
+    }
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "remove";
+    remove.textContent = "×";
+    remove.setAttribute("aria-label", `Remove ${s.title}`);
+    remove.addEventListener("click", () => removeStyle(s.id));
+    item.append(remove);
+    list.append(item);
+  }
+}
+
+function chooseContent(content) {
+  if (state.content?.source === "file") URL.revokeObjectURL(state.content.thumb);
+  state.content = content;
+  drawContentGallery();
+  schedule();
+}
+
+function addStyle(style) {
+  if (state.styles.length >= state.maxStyles) {
+    showError(`Up to ${state.maxStyles} paintings can be mixed: remove one first.`, { stale: false });
+    return false;
+  }
+  state.styles.push({ ...style, id: nextStyleId++, weight: 1 });
+  drawStyles();
+  schedule();
+  return true;
+}
+
+function removeStyle(id) {
+  const gone = state.styles.find((s) => s.id === id);
+  if (gone?.source === "file") URL.revokeObjectURL(gone.thumb);
+  state.styles = state.styles.filter((s) => s.id !== id);
+  drawStyles();
+  schedule();
+}
+
+function fromFile(file) {
+  return { source: "file", file, name: "", title: file.name, thumb: URL.createObjectURL(file) };
+}
+
+async function getJSON(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(await errorMessage(response));
+  return response.json();
+}
+
+async function start() {
+  $("content-file").addEventListener("change", (event) => {
+    const file = event.target.files[0];
+    if (file) chooseContent(fromFile(file));
+    event.target.value = ""; // the same file can be chosen again
+  });
+  $("style-file").addEventListener("change", (event) => {
+    const file = event.target.files[0];
+    if (file) addStyle(fromFile(file));
+    event.target.value = "";
+  });
+  $("alpha").addEventListener("input", () => {
+    $("alpha-value").textContent = Number($("alpha").value).toFixed(2);
+    schedule();
+  });
+  $("preserve").addEventListener("change", () => {
+    $("preserve-method").disabled = !$("preserve").checked;
+    schedule();
+  });
+  for (const id of ["preserve-method", "size", "format"]) $(id).addEventListener("change", schedule);
+
+  try {
+    const [health, examples] = await Promise.all([getJSON("/api/health"), getJSON("/api/examples")]);
+    state.device = health.device;
+    state.maxStyles = health.limits.max_styles;
+    if (health.device === "cpu") $("size").value = "384"; // smaller, so a CPU answers sooner
+    const withThumbs = (list) => list.map((ex) => ({ ...ex, thumb: ex.thumbnail }));
+    state.examples = { content: withThumbs(examples.content), style: withThumbs(examples.style) };
+  } catch (err) {
+    showError(`Cannot load the page's data: ${err.message}`);
+    return;
+  }
+  const { content, style } = state.examples;
+  const firstContent = content.find((ex) => ex.name === "chelsea") || content[0];
+  const firstStyle = style.find((ex) => ex.name === "van_gogh_starry_night") || style[0];
+  if (firstContent) state.content = { source: "example", ...firstContent };
+  if (firstStyle) state.styles.push({ source: "example", ...firstStyle, id: nextStyleId++, weight: 1 });
+  drawContentGallery();
+  drawStyles();
+  stylize();
+}
+
+start();
