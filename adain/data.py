@@ -1,0 +1,224 @@
+"""Training data: endless (content, style) crop pairs from two webdataset shard sets.
+
+Shards are drawn *with replacement* (resampled), so a stream never runs dry and every
+rank of a multi-GPU/multi-node run can take exactly ``steps_per_epoch`` batches per epoch:
+no rank waits for another's data, so DDP never hangs at an epoch end. Each rank and each
+data-loading worker seeds its own random generator from ``(seed, rank, worker, resume
+step, epoch)``, so they all see different samples and a run is reproducible given its
+seed. A sample that cannot be read (corrupt JPEG, truncated tar, no image in it) is
+skipped with a warning and counted; only a stream that yields nothing readable at all
+is an error.
+
+Augmentation follows the paper (Sec. 6.2): the shorter side is resized to ``load_size``
+(512) keeping the aspect ratio, then a random ``crop_size`` (256) square is cut out; a
+random horizontal flip is optional (off in the paper).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+
+import lightning as L
+import torch
+import webdataset as wds
+from torch import Tensor
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from .imageio import MAX_INPUT_PIXELS, ImageError, open_image, prepare_image
+
+log = logging.getLogger(__name__)
+
+IMAGE_KEYS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff")
+# A stream that fails this many samples in a row has no readable data (wrong URL, wrong files).
+MAX_FAILURES_IN_A_ROW = 200
+
+
+class TrainingDataError(ValueError):
+    """Shards that are missing, or contain no readable image at all."""
+
+
+def expand_shards(pattern: str) -> list[str]:
+    """The shard URLs in a brace pattern (``a-{000..009}.tar``, ``::``-separated lists, ``pipe:``,
+    ``s3://`` …); local files are checked to exist."""
+    urls = wds.shardlists.expand_urls(pattern)
+    if not urls:
+        raise TrainingDataError(f"{pattern!r}: no shards")
+    missing = [u for u in urls if _is_local(u) and not Path(u.removeprefix("file:")).is_file()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise TrainingDataError(f"{missing[0]}: no such shard{more}; check the pattern {pattern!r}")
+    return urls
+
+
+def _is_local(url: str) -> bool:
+    return url.startswith("file:") or ":" not in url.split("/", 1)[0]
+
+
+def random_crop(data: bytes, load_size: int, crop_size: int, flip: bool, rng: random.Random, name: str = "sample") -> Tensor:
+    """Decode an image, resize its shorter side to ``load_size`` (0: keep it, but at least
+    ``crop_size``), cut a random ``crop_size`` square and maybe flip it: 3×S×S in [0, 1]."""
+    img = open_image(data, name=name)
+    side = load_size or (crop_size if min(img.size) < crop_size else 0)
+    rgb = prepare_image(img, side, max_pixels=MAX_INPUT_PIXELS, name=name).rgb[0]
+    height, width = rgb.shape[-2:]
+    top, left = rng.randint(0, height - crop_size), rng.randint(0, width - crop_size)
+    crop = rgb[:, top : top + crop_size, left : left + crop_size]
+    if flip and rng.random() < 0.5:
+        crop = crop.flip(-1)
+    return crop.contiguous()
+
+
+class ShardImages:
+    """Random crops from one shard set, forever: shards resampled with replacement, samples
+    shuffled in a buffer, unreadable samples skipped (and counted in :attr:`skipped`)."""
+
+    def __init__(self, name: str, pattern: str, load_size: int, crop_size: int, flip: bool, shuffle_buffer: int):
+        self.name, self.pattern = name, pattern
+        self.urls = expand_shards(pattern)
+        self.load_size, self.crop_size, self.flip = load_size, crop_size, flip
+        self.shuffle_buffer = shuffle_buffer
+        self.skipped = 0
+        self._failures_in_a_row = 0
+
+    def crops(self, rng: random.Random) -> Iterator[Tensor]:
+        """An endless stream of crops; ``rng`` decides shards, order, crop positions and flips."""
+        pipeline = wds.DataPipeline(
+            lambda: ({"url": rng.choice(self.urls)} for _ in itertools.count()),
+            wds.tarfile_to_samples(handler=self._skip),
+            wds.shuffle(self.shuffle_buffer, initial=min(100, self.shuffle_buffer), rng=rng),
+            partial(self._decode, rng=rng),
+        )
+        return iter(pipeline)
+
+    def _decode(self, samples: Iterator[dict], rng: random.Random) -> Iterator[Tensor]:
+        for sample in samples:
+            name = f"{sample.get('__key__')} in {sample.get('__url__')}"
+            key = next((k for k in IMAGE_KEYS if k in sample), None)
+            try:
+                if key is None:
+                    raise ImageError(name, f"no image ({'/'.join(IMAGE_KEYS)}) in the sample")
+                crop = random_crop(sample[key], self.load_size, self.crop_size, self.flip, rng, name)
+            except ImageError as err:
+                self._report(str(err))
+                continue
+            self._failures_in_a_row = 0
+            yield crop
+
+    def _skip(self, err: Exception) -> bool:
+        """webdataset's error handler for unreadable shards and tar members: report, go on."""
+        self._report(str(err))
+        return True
+
+    def _report(self, reason: str) -> None:
+        """Warn about and count one skipped sample; give up when nothing is readable."""
+        self.skipped += 1
+        self._failures_in_a_row += 1
+        log.warning("%s data: skipped an unreadable sample (%d so far in this process): %s", self.name, self.skipped, reason)
+        if self._failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+            raise TrainingDataError(
+                f"{self.name} shards {self.pattern!r}: {self._failures_in_a_row} unreadable samples in a row; last: {reason}"
+            )
+
+
+class CropPairs(IterableDataset):
+    """(content crop, style crop) pairs; ``len()`` is the samples in one epoch.
+
+    The data-loading workers share the epoch's ``batches_per_epoch`` batches between them,
+    each yielding whole batches, so a loader gives exactly that many batches per epoch.
+    """
+
+    def __init__(
+        self,
+        content: ShardImages,
+        style: ShardImages,
+        batch_size: int,
+        batches_per_epoch: int,
+        seed: int = 0,
+        rank: int = 0,
+        start_step: int = 0,
+    ):
+        super().__init__()
+        self.content, self.style = content, style
+        self.batch_size, self.batches_per_epoch = batch_size, batches_per_epoch
+        self.seed, self.rank, self.start_step = seed, rank, start_step
+        self.epoch = -1  # counts iterations in this process (persistent workers keep it)
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch * self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        self.epoch += 1
+        rng = random.Random(f"{self.seed}/{self.rank}/{worker}/{self.start_step}/{self.epoch}")
+        content = self.content.crops(random.Random(rng.getrandbits(64)))
+        style = self.style.crops(random.Random(rng.getrandbits(64)))
+        batches = self.batches_per_epoch // workers + (worker < self.batches_per_epoch % workers)
+        return itertools.islice(zip(content, style), batches * self.batch_size)
+
+
+class AdaINDataModule(L.LightningDataModule):
+    """Content (COCO) and style (WikiArt) shards → batches of (content, style) crops.
+
+    Args:
+        content_shards: content shard pattern: a brace pattern of local paths
+            (``shards/coco-{000000..000082}.tar``), or any URL webdataset opens
+            (``pipe:aws s3 cp s3://bucket/coco-{000000..000082}.tar -``, ``https://…``).
+        style_shards: the same for the style images.
+        batch_size: pairs per batch on each device (paper: 8).
+        load_size: shorter side before cropping (paper: 512); 0 keeps the stored size.
+        crop_size: side of the random square crop (paper: 256); a multiple of 8.
+        flip: random horizontal flips (not in the paper).
+        steps_per_epoch: batches per epoch on every device; an "epoch" of resampled data
+            is only a logging and checkpointing unit.
+        shuffle_buffer: samples held per stream and worker for shuffling.
+        num_workers: data-loading processes per device.
+        seed: base seed of all data randomness (shards, order, crops, flips).
+    """
+
+    def __init__(
+        self,
+        content_shards: str,
+        style_shards: str,
+        batch_size: int = 8,
+        load_size: int = 512,
+        crop_size: int = 256,
+        flip: bool = False,
+        steps_per_epoch: int = 1000,
+        shuffle_buffer: int = 256,
+        num_workers: int = 4,
+        seed: int = 0,
+    ):
+        super().__init__()
+        if batch_size < 1 or steps_per_epoch < 1 or shuffle_buffer < 1 or num_workers < 0:
+            raise ValueError("batch_size, steps_per_epoch and shuffle_buffer must be ≥ 1, num_workers ≥ 0")
+        if crop_size < 16 or crop_size % 8:
+            raise ValueError(f"crop_size must be a multiple of 8 and at least 16, got {crop_size}")
+        if load_size and load_size < crop_size:
+            raise ValueError(f"load_size ({load_size}) must be 0 or at least crop_size ({crop_size})")
+        self.save_hyperparameters()
+        self.content = ShardImages("content", content_shards, load_size, crop_size, flip, shuffle_buffer)
+        self.style = ShardImages("style", style_shards, load_size, crop_size, flip, shuffle_buffer)
+
+    def dataset(self, rank: int = 0, start_step: int = 0) -> CropPairs:
+        """The pair stream for one rank; ``start_step`` (the resumed global step) gives a
+        resumed run fresh samples instead of replaying the ones it already trained on."""
+        h = self.hparams
+        return CropPairs(self.content, self.style, h.batch_size, h.steps_per_epoch, h.seed, rank, start_step)
+
+    def train_dataloader(self) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        step = self.trainer.global_step if self.trainer is not None else 0
+        workers = self.hparams.num_workers
+        return DataLoader(
+            self.dataset(rank, step),
+            batch_size=self.hparams.batch_size,
+            num_workers=workers,
+            persistent_workers=workers > 0,  # workers keep their epoch counter between epochs
+            pin_memory=torch.cuda.is_available(),
+        )

