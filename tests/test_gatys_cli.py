@@ -1,0 +1,94 @@
+"""`infer.py --method gatys` end to end: outputs, snapshots, the AdaIN start, defaults, bad input."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import infer
+from conftest import make_image
+from gatys import DEFAULTS
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = ["--content-size", "32", "--style-size", "32", "--quiet", "--device", "cpu"]
+
+
+def gatys(*args: str) -> int:
+    return infer.main(["--method", "gatys", *FAST, *args])
+
+
+def test_writes_the_output_and_snapshots(tmp_path):
+    content, style = make_image(tmp_path / "c.png", (40, 32)), make_image(tmp_path / "s.jpg", seed=1)
+    out = tmp_path / "out" / "result.png"
+    code = gatys("--content", str(content), "--style", str(style), "--output", str(out), "--steps", "2", "--save-every", "1")
+    assert code == 0
+    assert Image.open(out).size == (40, 32)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["result.png", "result_step1.png", "result_step2.png"]
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(out.parent / "result_step2.png")))
+
+
+def test_init_adain_with_no_steps_is_the_fast_output(tmp_path, decoder_file):
+    content, style = make_image(tmp_path / "c.png", (40, 32)), make_image(tmp_path / "s.png", seed=1)
+    common = ["--content", str(content), "--style", str(style), "--decoder", str(decoder_file), *FAST]
+    assert infer.main([*common, "--output", str(tmp_path / "fast.png")]) == 0
+    hybrid = ["--method", "gatys", "--init", "adain", "--steps", "0"]
+    assert infer.main([*hybrid, *common, "--output", str(tmp_path / "g.png")]) == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "fast.png")), np.asarray(Image.open(tmp_path / "g.png")))
+
+
+def test_bad_input_is_one_line_exit_1_and_no_file(tmp_path):
+    good, style = make_image(tmp_path / "good.png", (40, 32)), make_image(tmp_path / "s.png", seed=1)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "infer.py"), "--method", "gatys", *FAST, "--steps", "0", "--content",
+         str(tmp_path / "broken.jpg"), str(good), "--style", str(style), "--output-dir", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1
+    assert errors[0].startswith("error: ") and "broken.jpg" in errors[0] and "Traceback" not in proc.stderr
+    assert errors[1] == "1 of 2 outputs written; 1 failed"
+    assert sorted(p.name for p in out.iterdir()) == ["good_stylized_s.png"]  # no partial or temporary file
+
+
+def test_missing_decoder_for_adain_init_is_one_line(tmp_path, capsys):
+    content, style = make_image(tmp_path / "c.png"), make_image(tmp_path / "s.png", seed=1)
+    missing = ["--init", "adain", "--decoder", str(tmp_path / "none.safetensors")]
+    code = gatys(*missing, "--content", str(content), "--style", str(style), "--output", str(tmp_path / "o.png"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "none.safetensors" in err[0] and not (tmp_path / "o.png").exists()
+
+
+def test_unset_flags_take_the_config_defaults():
+    parser = infer.build_parser()
+    args = parser.parse_args(["--method", "gatys", "--content", "c.png", "--style", "s.png"])
+    infer.check_args(args, parser, 1)
+    assert (args.steps, args.optimizer, args.init) == (DEFAULTS.steps, DEFAULTS.optimizer, DEFAULTS.init)
+    weights = ("content_weight", "style_weight", "tv_weight")
+    assert [getattr(args, w) for w in weights] == [getattr(DEFAULTS, w) for w in weights]
+    assert args.lr == DEFAULTS.lr(DEFAULTS.optimizer) and args.save_every == 0
+    args = parser.parse_args(["--method", "gatys", "--optimizer", "adam", "--content", "c.png", "--style", "s.png"])
+    infer.check_args(args, parser, 1)
+    assert args.lr == DEFAULTS.lr("adam")
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--steps", "5"], "--steps applies only to --method gatys"),
+        (["--method", "gatys", "--alpha", "0.5"], "--alpha applies only to --method adain"),
+        (["--method", "gatys", "--precision", "fp16"], "--precision applies only to --method adain"),
+        (["--method", "gatys", "--decoder", "d.safetensors"], "--decoder is used by --method gatys only with --init adain"),
+        (["--method", "gatys", "--steps", "-1"], "must be >= 0"),
+        (["--method", "gatys", "--lr", "0"], "--lr must be > 0"),
+        (["--method", "gatys", "--optimizer", "sgd"], "invalid choice"),
+    ],
+)
+def test_impossible_flags_exit_2(flags, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        infer.main(["--content", "c.png", "--style", "s.png", *flags])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
