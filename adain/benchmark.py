@@ -1,0 +1,306 @@
+"""Measuring style transfer: wall-clock seconds, peak memory, and the plain reference network.
+
+The reference is the AdaIN network written the textbook way (fp32, eager, NCHW): VGG19 to
+relu4_1 from ``nn.Conv2d`` + ``nn.ReLU`` + ``nn.MaxPool2d``, AdaIN, and the paper's decoder from
+``nn.ReflectionPad2d`` + ``nn.Conv2d`` + ``nn.Upsample``, with the same weights as the
+:class:`~adain.transfer.StyleTransfer` being measured. Speed-ups are quoted against it, and its
+output must agree with the optimised path.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from . import metrics
+from .decoder import Decoder
+from .encoder import LAYER_INDEX, VGG19Encoder
+from .imageio import load_image
+from .ops import mean_std
+from .runtime import keep_freed_memory
+from .transfer import StyleTransfer
+
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so that wall-clock times are real."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a new peak-memory window (CUDA: allocator statistics; Linux CPU: the RSS high-water mark)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    elif device.type == "cpu" and _CLEAR_REFS.exists():
+        try:
+            _CLEAR_REFS.write_text("5")  # "5" resets VmHWM to the current RSS (Linux ≥ 4.0)
+        except OSError:
+            pass
+
+
+def peak_memory_mib(device: torch.device) -> float | None:
+    """Peak since :func:`reset_peak_memory`, in MiB: CUDA ``max_memory_allocated``; on the CPU the
+    process's peak resident memory (weights, Python and the allocator's cache included); None elsewhere."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    if device.type == "cpu" and _STATUS.exists():
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def time_call(fn: Callable[[], object], device: torch.device, repeat: int) -> tuple[float, float | None]:
+    """Median seconds of ``repeat`` calls after one warm-up call, synchronised; and the peak memory (MiB)."""
+    fn()
+    sync(device)
+    reset_peak_memory(device)
+    seconds = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds), peak_memory_mib(device)
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model and the thread count in use."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_model()} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what :mod:`platform` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+class PlainAdaIN(nn.Module):
+    """The reference: the same encoder (to relu4_1) and decoder weights in textbook PyTorch modules."""
+
+    def __init__(self, encoder: VGG19Encoder, decoder: Decoder):
+        super().__init__()
+        reflect = encoder.convs[0].padding_mode == "reflect"
+        layers: list[nn.Module] = [_copy(encoder.preprocess, nn.Conv2d(3, 3, 1))]
+        for i, conv in enumerate(encoder.convs[: LAYER_INDEX["relu4_1"] + 1]):
+            if reflect:  # pytorch-AdaIN's vgg_normalised.pth
+                layers += [nn.ReflectionPad2d(1), _copy(conv, nn.Conv2d(conv.in_channels, conv.out_channels, 3))]
+            else:
+                layers.append(_copy(conv, nn.Conv2d(conv.in_channels, conv.out_channels, 3, padding=1)))
+            layers.append(nn.ReLU())
+            if i in encoder.pool_after and i < LAYER_INDEX["relu4_1"]:
+                layers.append(nn.MaxPool2d(2, 2, ceil_mode=encoder.ceil_mode))
+        self.encoder = nn.Sequential(*layers)
+        layers = []
+        for layer in decoder:
+            if isinstance(layer, nn.Conv2d):
+                layers += [nn.ReflectionPad2d(1), _copy(layer, nn.Conv2d(layer.in_channels, layer.out_channels, 3))]
+            else:
+                layers.append(nn.Upsample(scale_factor=2, mode="nearest") if isinstance(layer, nn.Upsample) else nn.ReLU())
+        self.decoder = nn.Sequential(*layers)
+        self.requires_grad_(False).eval()
+
+    @torch.no_grad()
+    def encode_style(self, style: Tensor) -> tuple[Tensor, Tensor]:
+        """Channel mean and std of the style's relu4_1 features."""
+        return mean_std(self.encoder(style))
+
+    @torch.no_grad()
+    def forward(self, content: Tensor, style_mean: Tensor, style_std: Tensor) -> Tensor:
+        """Content (N×3×H×W, sides multiples of 8) → stylised image in [0, 1]."""
+        feat = self.encoder(content)
+        mean, std = mean_std(feat)
+        return self.decoder((feat - mean) / std * style_std + style_mean).clamp(0, 1)
+
+
+def _copy(source: nn.Conv2d, target: nn.Conv2d) -> nn.Conv2d:
+    """``target`` with ``source``'s weights (the layers differ only in how they pad)."""
+    target.load_state_dict(source.state_dict())
+    return target.to(source.weight.device)
+
+
+@dataclass
+class SpeedRow:
+    """Seconds per image of one method at one size (None: not applicable to the method)."""
+
+    method: str
+    size: int
+    batch: int
+    cached_s: float | None  # style statistics encoded beforehand (AdaIN) — the paper's Table 1 "without"
+    with_style_s: float | None  # style encoding included
+    peak_mib: float | None
+    speedup: float | None = None  # plain reference's cached_s / this cached_s
+    max_abs_diff: float | None = None  # largest pixel difference to the plain reference's output
+
+
+@dataclass
+class QualityRow:
+    """Mean losses of one method's outputs at one size, over the benchmark's pairs."""
+
+    method: str
+    size: int
+    content_loss: float
+    adain_style_loss: float
+    gram_style_loss: float
+
+
+@dataclass
+class SizeResult:
+    """Everything at one size: the input pairs, speed and quality rows, and each method's outputs."""
+
+    contents: list[Tensor]
+    styles: list[Tensor]
+    speed: list[SpeedRow] = field(default_factory=list)
+    quality: list[QualityRow] = field(default_factory=list)
+    outputs: dict[str, list[Tensor]] = field(default_factory=dict)
+
+
+def adain_label(precision: str) -> str:
+    """How the report names our AdaIN."""
+    return f"AdaIN ({precision})"
+
+
+def gatys_label_for(steps: int) -> str:
+    """How the report names Gatys with ``steps`` steps."""
+    return f"Gatys ({steps} L-BFGS step{'s' * (steps != 1)})"
+
+
+def measure_plain(
+    plain: PlainAdaIN, contents: Sequence[Tensor], styles: Sequence[Tensor], repeat: int
+) -> tuple[SpeedRow, list[Tensor]]:
+    """The reference's speed (batch 1, with and without style encoding) and its outputs."""
+    device = next(plain.parameters()).device
+    codes = [plain.encode_style(s) for s in styles]
+    cached, peak = time_call(lambda: [plain(c, *code) for c, code in zip(contents, codes)], device, repeat)
+    with_style, _ = time_call(lambda: [plain(c, *plain.encode_style(s)) for c, s in zip(contents, styles)], device, repeat)
+    n = len(contents)
+    row = SpeedRow("plain fp32 eager (reference)", contents[0].shape[-1], 1, cached / n, with_style / n, peak, 1.0, 0.0)
+    return row, [plain(c, *code) for c, code in zip(contents, codes)]
+
+
+def measure_adain(
+    st: StyleTransfer, contents: Sequence[Tensor], styles: Sequence[Tensor], batch: int, repeat: int
+) -> tuple[list[SpeedRow], list[Tensor]]:
+    """Our AdaIN's speed: batch 1 with and without style encoding, and ``batch`` contents at once
+    sharing one style; and its outputs (batch 1)."""
+    device, size, n = st.device, contents[0].shape[-1], len(contents)
+    label = adain_label(st.precision)
+    codes = [st.encode_style(s) for s in styles]
+    cached, peak = time_call(lambda: [st(c, [code]) for c, code in zip(contents, codes)], device, repeat)
+    with_style, _ = time_call(lambda: [st(c, [st.encode_style(s)]) for c, s in zip(contents, styles)], device, repeat)
+    rows = [SpeedRow(label, size, 1, cached / n, with_style / n, peak)]
+    stacked = torch.cat([contents[i % n] for i in range(batch)])
+    cached_b, peak_b = time_call(lambda: st(stacked, codes[:1]), device, repeat)
+    with_style_b, _ = time_call(lambda: st(stacked, [st.encode_style(styles[0])]), device, repeat)
+    rows.append(SpeedRow(f"{label}, batched", size, batch, cached_b / batch, with_style_b / batch, peak_b))
+    return rows, [st(c, [code]) for c, code in zip(contents, codes)]
+
+
+def measure_gatys(
+    encoder: VGG19Encoder, contents: Sequence[Tensor], styles: Sequence[Tensor], steps: int, progress: bool = False
+) -> tuple[SpeedRow, list[Tensor]]:
+    """Gatys with its defaults and ``steps`` L-BFGS steps, timed once per pair after a one-step
+    warm-up (style Gram matrices included); and its outputs."""
+    from gatys import stylize  # the optional method: imported only when measured
+
+    device = encoder.preprocess.weight.device
+    stylize(contents[0], styles[0], steps=1, encoder=encoder, progress=False)
+    sync(device)
+    reset_peak_memory(device)
+    seconds, outputs = [], []
+    for content, style in zip(contents, styles):
+        start = time.perf_counter()
+        outputs.append(stylize(content, style, steps=steps, encoder=encoder, progress=progress).image)
+        sync(device)
+        seconds.append(time.perf_counter() - start)
+    size = contents[0].shape[-1]
+    return SpeedRow(gatys_label_for(steps), size, 1, None, statistics.mean(seconds), peak_memory_mib(device)), outputs
+
+
+def measure_quality(
+    encoder: VGG19Encoder, method: str, outputs: Sequence[Tensor], contents: Sequence[Tensor], styles: Sequence[Tensor]
+) -> QualityRow:
+    """The mean of the three :mod:`adain.metrics` losses over the pairs."""
+    scores = [metrics.quality(encoder, o, c, s) for o, c, s in zip(outputs, contents, styles)]
+    mean = {name: statistics.mean(getattr(q, name) for q in scores) for name in metrics.METRICS}
+    return QualityRow(method, contents[0].shape[-1], **mean)
+
+
+@dataclass
+class Setup:
+    """What to measure: image pairs (paths), square sizes, methods, and how."""
+
+    pairs: list[tuple[Path, Path]]
+    sizes: list[int]
+    methods: list[str]
+    device: torch.device
+    precision: str = "fp32"
+    gatys_steps: int = 500
+    repeat: int = 3
+    batch: int = 4
+    progress: bool = True
+
+
+def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, SizeResult]:
+    """Measure every size: the plain reference first (default allocator), then, after
+    :func:`~adain.runtime.keep_freed_memory` on the CPU as :meth:`StyleTransfer.load` does,
+    our AdaIN, Gatys, and the quality of each method's outputs (with the identity baseline)."""
+    device = setup.device
+    plain = PlainAdaIN(encoder, decoder).to(device)
+    st = StyleTransfer(encoder, decoder, setup.precision).to(device)
+    st_label, gatys_label = adain_label(setup.precision), gatys_label_for(setup.gatys_steps)
+    results = {size: SizeResult(*_load_pairs(setup.pairs, size, device)) for size in setup.sizes}
+    stages = [("plain", size) for size in setup.sizes if "adain" in setup.methods]
+    stages += [(method, size) for size in setup.sizes for method in setup.methods] + [("quality", s) for s in setup.sizes]
+    bar = tqdm(stages, desc="benchmark", unit="stage", disable=not setup.progress)
+    for stage, size in bar:
+        bar.set_postfix_str(f"{stage} {size}px")
+        result = results[size]
+        contents, styles = result.contents, result.styles
+        if stage == "plain":
+            row, result.outputs["plain"] = measure_plain(plain, contents, styles, setup.repeat)
+            result.speed.append(row)
+            continue
+        if device.type == "cpu":
+            keep_freed_memory()  # only after the reference, which runs as a plain script would
+        if stage == "adain":
+            rows, ours = measure_adain(st, contents, styles, setup.batch, setup.repeat)
+            reference = result.speed[0].cached_s
+            for row in rows:
+                row.speedup = reference / row.cached_s
+            rows[0].max_abs_diff = max((o - p).abs().max().item() for o, p in zip(ours, result.outputs["plain"]))
+            result.speed += rows
+            result.outputs["adain"] = ours
+        elif stage == "gatys":
+            row, result.outputs["gatys"] = measure_gatys(encoder, contents, styles, setup.gatys_steps, setup.progress)
+            result.speed.append(row)
+        else:
+            labels = {"identity": "identity (output = content)", "adain": st_label, "gatys": gatys_label}
+            for method, outputs in [("identity", contents)] + [(m, result.outputs[m]) for m in setup.methods]:
+                result.quality.append(measure_quality(encoder, labels[method], outputs, contents, styles))
+    return results
+
+
+def _load_pairs(pairs: Sequence[tuple[Path, Path]], size: int, device: torch.device) -> tuple[list[Tensor], list[Tensor]]:
+    """Contents and styles resized (shorter side) and centre-cropped to size×size."""
+    contents = [load_image(c, size, crop=True).rgb.to(device) for c, _ in pairs]
+    styles = [load_image(s, size, crop=True).rgb.to(device) for _, s in pairs]
+    return contents, styles

@@ -1,0 +1,127 @@
+"""The benchmark's outputs: a Markdown report, the same numbers as JSON, and an image grid."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torchvision.utils import make_grid
+
+from .benchmark import QualityRow, SizeResult, SpeedRow
+from .imageio import save_image
+
+SPEED_COLUMNS = {
+    "method": "method",
+    "size": "size (px)",
+    "batch": "batch",
+    "cached_s": "s/image, style cached",
+    "with_style_s": "s/image, incl. style encoding",
+    "peak_mib": "peak memory (MiB)",
+    "speedup": "speed-up vs plain",
+    "max_abs_diff": "max abs diff vs plain",
+}
+QUALITY_COLUMNS = {
+    "method": "method",
+    "size": "size (px)",
+    "content_loss": "content loss",
+    "adain_style_loss": "AdaIN style loss",
+    "gram_style_loss": "Gram style loss",
+}
+MEMORY_NOTE = {
+    "cuda": "torch.cuda.max_memory_allocated (weights included)",
+    "cpu": "the process's peak resident memory (libraries, weights and the allocator's cache included)",
+}
+GRID_METHODS = ("adain", "gatys")  # columns after content and style, where measured
+FILES = ("benchmark.md", "benchmark.json", "grid.jpg")
+
+
+def markdown(meta: Mapping[str, object], results: Mapping[int, SizeResult]) -> str:
+    """The report: how it was measured, then the speed and quality tables."""
+    speed = [row for r in results.values() for row in r.speed]
+    quality = [row for r in results.values() for row in r.quality]
+    lines = [
+        "# AdaIN vs Gatys benchmark",
+        "",
+        f"{meta['date']} · {meta['device_name']} · torch {meta['torch']} · AdaIN precision {meta['precision']} · "
+        f"{meta['pairs']} content/style pairs · AdaIN: median of {meta['repeat']} timed runs after a warm-up, "
+        f"Gatys: one run per pair after a warm-up · load average {meta['load_average']}",
+        "",
+        f"Decoder: `{meta['decoder']}` ({meta['decoder_note']}).",
+        "",
+        "## Speed (seconds per image; the reference is plain fp32 eager PyTorch, same weights)",
+        "",
+        *_table(SPEED_COLUMNS, speed),
+        "",
+        f"Peak memory: {MEMORY_NOTE.get(str(meta['device']), 'not measured on this device')}.",
+        "",
+        "## Quality (mean over the pairs; lower is better)",
+        "",
+        *_table(QUALITY_COLUMNS, quality),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _table(columns: Mapping[str, str], rows: list[SpeedRow] | list[QualityRow]) -> list[str]:
+    """A Markdown table of ``rows`` with ``columns`` (field → header)."""
+    out = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        values = asdict(row)
+        out.append("| " + " | ".join(_cell(key, values[key]) for key in columns) + " |")
+    return out
+
+
+def _cell(key: str, value: object) -> str:
+    """One formatted table cell ("—": does not apply)."""
+    if value is None:
+        return "—"
+    if key == "speedup":
+        return f"{value:.2f}×"
+    if key == "max_abs_diff":
+        return f"{value:.1e}"
+    if key == "peak_mib":
+        return f"{value:.0f}"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def grid(result: SizeResult) -> torch.Tensor:
+    """One row per pair: content | style | AdaIN | Gatys (the methods measured), 3×H×W."""
+    methods = [m for m in GRID_METHODS if m in result.outputs]
+    tiles = [
+        tile
+        for i, (content, style) in enumerate(zip(result.contents, result.styles))
+        for tile in (content, style, *(result.outputs[m][i] for m in methods))
+    ]
+    return make_grid(torch.cat([t.detach().float().cpu() for t in tiles]), nrow=2 + len(methods), padding=4, pad_value=1.0)
+
+
+def write(out_dir: Path, meta: Mapping[str, object], results: Mapping[int, SizeResult]) -> list[Path]:
+    """Write :data:`FILES` to ``out_dir`` (each atomically); the grid shows the largest size."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "meta": dict(meta),
+        "speed": [asdict(row) for r in results.values() for row in r.speed],
+        "quality": [asdict(row) for r in results.values() for row in r.quality],
+    }
+    md, js, img = (out_dir / name for name in FILES)
+    _write_text(md, markdown(meta, results))
+    _write_text(js, json.dumps(payload, indent=2) + "\n")
+    save_image(grid(results[max(results)]), img)
+    return [md, js, img]
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write ``text`` through a temporary file and a rename, so no partial file is left."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

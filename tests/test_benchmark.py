@@ -1,0 +1,98 @@
+"""scripts/benchmark.py end to end on the CPU (tiny sizes, one Gatys step), its errors, and the quality metrics."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from adain import metrics
+from conftest import make_image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+import benchmark  # noqa: E402  (scripts/benchmark.py)
+
+SPEED_HEADERS = [
+    "method", "size (px)", "batch", "s/image, style cached", "s/image, incl. style encoding",
+    "peak memory (MiB)", "speed-up vs plain", "max abs diff vs plain",
+]  # fmt: skip
+QUALITY_HEADERS = ["method", "size (px)", "content loss", "AdaIN style loss", "Gram style loss"]
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bench")
+    for i in range(2):
+        make_image(root / "content" / f"c{i}.png", (40, 36), seed=i)
+        make_image(root / "style" / f"s{i}.jpg", (36, 44), seed=10 + i)
+    return root / "content", root / "style"
+
+
+def test_end_to_end_report_has_every_column(folders, decoder_file, tmp_path):
+    out = tmp_path / "report"
+    args = ["--content", str(folders[0]), "--style", str(folders[1]), "--decoder", str(decoder_file),
+            "--sizes", "32", "--gatys-steps", "1", "--repeat", "1", "--pairs", "2", "--batch", "2",
+            "--device", "cpu", "--quiet", "--out", str(out)]  # fmt: skip
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), *args], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+
+    md = (out / "benchmark.md").read_text()
+    assert "| " + " | ".join(SPEED_HEADERS) + " |" in md
+    assert "| " + " | ".join(QUALITY_HEADERS) + " |" in md
+    for label in ("plain fp32 eager (reference)", "AdaIN (fp32)", "AdaIN (fp32), batched", "Gatys (1 L-BFGS step)", "identity (output = content)"):
+        assert f"| {label} |" in md
+    assert md in done.stdout
+
+    report = json.loads((out / "benchmark.json").read_text())
+    assert report["meta"]["device"] == "cpu" and report["meta"]["threads"] >= 1 and report["meta"]["pairs"] == 2
+    plain, ours, batched, gatys = report["speed"]
+    for row in (plain, ours, batched):
+        assert row["cached_s"] > 0 and row["with_style_s"] > 0 and row["peak_mib"] > 0 and row["speedup"] > 0
+    assert batched["batch"] == 2
+    assert ours["max_abs_diff"] < 1e-4  # the optimised path computes the same function as the reference
+    assert gatys["cached_s"] is None and gatys["with_style_s"] > 0
+    quality = {row["method"]: row for row in report["quality"]}
+    assert set(quality) == {"identity (output = content)", "AdaIN (fp32)", "Gatys (1 L-BFGS step)"}
+    assert quality["identity (output = content)"]["content_loss"] == 0
+    assert all(v > 0 for row in quality.values() for k, v in row.items() if k.endswith("style_loss"))
+
+    grid = Image.open(out / "grid.jpg")
+    assert grid.size == (4 * 32 + 5 * 4, 2 * 32 + 3 * 4)  # content | style | AdaIN | Gatys, one row per pair
+
+
+def test_missing_bundled_decoder_says_to_pass_one(folders, monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr("adain.transfer.DEFAULT_DECODER", tmp_path / "none.safetensors")
+    code = benchmark.main(["--content", str(folders[0]), "--style", str(folders[1]), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1 and "--decoder" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_inputs_give_one_line(folders, decoder_file, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code = benchmark.main(["--content", str(empty), "--style", str(folders[1]), "--decoder", str(decoder_file)])
+    err = capsys.readouterr().err
+    assert code == 1 and "has no images" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        benchmark.main(["--content", str(folders[0]), "--style", str(folders[1]), "--sizes", "30"])
+    assert exit_info.value.code == 2
+
+
+def test_quality_metrics(encoder):
+    gen = torch.Generator().manual_seed(0)
+    content, style = torch.rand(2, 3, 32, 32, generator=gen), torch.rand(1, 3, 48, 40, generator=gen)
+    same = metrics.quality(encoder, content, content, content)
+    assert same.content_loss == 0 and same.adain_style_loss == 0 and same.gram_style_loss == 0
+    other = metrics.quality(encoder, content, content, style)
+    assert other.content_loss == 0 and other.adain_style_loss > 0 and other.gram_style_loss > 0
+    # a batch scores the mean of its images
+    singles = [metrics.quality(encoder, content[i : i + 1], content[i : i + 1], style) for i in range(2)]
+    for name in metrics.METRICS:
+        assert getattr(other, name) == pytest.approx(sum(getattr(q, name) for q in singles) / 2, rel=1e-4)
+    blurred = torch.nn.functional.avg_pool2d(content, 3, 1, 1)
+    assert metrics.quality(encoder, blurred, content, style).content_loss > 0
