@@ -144,7 +144,7 @@ class SpeedRow:
     method: str
     size: int
     batch: int
-    cached_s: float | None  # style statistics encoded beforehand (AdaIN) — the paper's Table 1 "without"
+    cached_s: float | None  # style statistics encoded beforehand (AdaIN only)
     with_style_s: float | None  # style encoding included
     peak_mib: float | None
     speedup: float | None = None  # plain reference's cached_s / this cached_s
@@ -266,7 +266,6 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
     device = setup.device
     plain = PlainAdaIN(encoder, decoder).to(device)
     st = StyleTransfer(encoder, decoder, setup.precision).to(device)
-    st_label, gatys_label = adain_label(setup.precision), gatys_label_for(setup.gatys_steps)
     results = {size: SizeResult(*_load_pairs(setup.pairs, size, device)) for size in setup.sizes}
     stages = [("plain", size) for size in setup.sizes if "adain" in setup.methods]
     stages += [(method, size) for size in setup.sizes for method in setup.methods] + [("quality", s) for s in setup.sizes]
@@ -293,7 +292,11 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
             row, result.outputs["gatys"] = measure_gatys(encoder, contents, styles, setup.gatys_steps, setup.progress)
             result.speed.append(row)
         else:
-            labels = {"identity": "identity (output = content)", "adain": st_label, "gatys": gatys_label}
+            labels = {
+                "identity": "identity (output = content)",
+                "adain": adain_label(setup.precision),
+                "gatys": gatys_label_for(setup.gatys_steps),
+            }
             for method, outputs in [("identity", contents)] + [(m, result.outputs[m]) for m in setup.methods]:
                 result.quality.append(measure_quality(encoder, labels[method], outputs, contents, styles))
     return results

@@ -13,7 +13,7 @@ import torch
 from torchvision.utils import make_grid
 
 from .benchmark import QualityRow, SizeResult, SpeedRow
-from .imageio import save_image
+from .imageio import resize, save_image
 
 SPEED_COLUMNS = {
     "method": "method",
@@ -37,6 +37,7 @@ MEMORY_NOTE = {
     "cpu": "the process's peak resident memory (libraries, weights and the allocator's cache included)",
 }
 GRID_METHODS = ("adain", "gatys")  # columns after content and style, where measured
+GRID_TILE = 256  # px: largest side of a grid tile
 FILES = ("benchmark.md", "benchmark.json", "grid.jpg")
 
 
@@ -49,7 +50,7 @@ def markdown(meta: Mapping[str, object], results: Mapping[int, SizeResult]) -> s
         "",
         f"{meta['date']} · {meta['device_name']} · torch {meta['torch']} · AdaIN precision {meta['precision']} · "
         f"{meta['pairs']} content/style pairs · AdaIN: median of {meta['repeat']} timed runs after a warm-up, "
-        f"Gatys: one run per pair after a warm-up · load average {meta['load_average']}",
+        f"Gatys: one run per pair after a warm-up · 1-min load average {meta['load_average']} (this run included)",
         "",
         f"Decoder: `{meta['decoder']}` ({meta['decoder_note']}).",
         "",
@@ -90,14 +91,17 @@ def _cell(key: str, value: object) -> str:
 
 
 def grid(result: SizeResult) -> torch.Tensor:
-    """One row per pair: content | style | AdaIN | Gatys (the methods measured), 3×H×W."""
+    """One row per pair: content | style | AdaIN | Gatys (the methods measured), 3×H×W, each
+    tile at most :data:`GRID_TILE` px (the file stays small at any size)."""
     methods = [m for m in GRID_METHODS if m in result.outputs]
-    tiles = [
-        tile
+    tiles = torch.cat([
+        tile.detach().float().cpu()
         for i, (content, style) in enumerate(zip(result.contents, result.styles))
         for tile in (content, style, *(result.outputs[m][i] for m in methods))
-    ]
-    return make_grid(torch.cat([t.detach().float().cpu() for t in tiles]), nrow=2 + len(methods), padding=4, pad_value=1.0)
+    ])  # fmt: skip
+    if tiles.shape[-1] > GRID_TILE:
+        tiles = resize(tiles, (GRID_TILE, GRID_TILE))
+    return make_grid(tiles, nrow=2 + len(methods), padding=4, pad_value=1.0)
 
 
 def write(out_dir: Path, meta: Mapping[str, object], results: Mapping[int, SizeResult]) -> list[Path]:
