@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from adain.transfer import StyleCode
 
+from adain.cli import one_line, run_main
 from adain.imageio import IMAGE_EXTENSIONS, OUTPUT_FORMATS, ImageError, LoadedImage, load_image, save_image
 from gatys.config import DEFAULTS as GATYS, INITS, OPTIMIZERS
 
@@ -262,12 +263,6 @@ def run(jobs: list[Job], render: Callable, args: argparse.Namespace, inputs: set
     return failures
 
 
-def one_line(err: BaseException) -> str:
-    """An exception as one line of text."""
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -297,8 +292,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)

@@ -19,18 +19,14 @@ import sys
 import warnings
 from collections.abc import Sequence
 
+from adain.cli import one_line, run_main
+
 EXIT_SIGTERM = 143  # 128 + SIGTERM: stopped on request after saving last.ckpt (scripts/slurm_train.sh requeues)
 
 
 def checkpoint_dir(root_dir: str | None) -> str:
     """Where ModelCheckpoint writes: ``<default_root_dir>/checkpoints``."""
     return os.path.join(root_dir or os.getcwd(), "checkpoints")
-
-
-def one_line(err: BaseException) -> str:
-    """The last line of an error message (a data-loader worker's error ends with the real reason)."""
-    lines = [line for line in str(err).strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(err).__name__
 
 
 def export_command(argv: Sequence[str]) -> int:
@@ -47,7 +43,7 @@ def export_command(argv: Sequence[str]) -> int:
     try:
         meta = export_decoder(args.checkpoint, args.output)
     except (DecoderFileError, OSError) as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
+        print(f"error: {one_line(err, last=True)}", file=sys.stderr)
         return 1
     print(f"wrote {args.output} (step {meta.get('steps', '?')})", file=sys.stderr)
     return 0
@@ -110,7 +106,7 @@ def fit_command(argv: Sequence[str] | None) -> int:
         print("stopped by SIGTERM; last.ckpt is saved, resume with --ckpt_path last", file=sys.stderr)
         return EXIT_SIGTERM
     except (TrainingDataError, DecoderFileError, EncoderWeightsError, FloatingPointError) as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
+        print(f"error: {one_line(err, last=True)}", file=sys.stderr)
         return 1
     return 0
 
@@ -123,4 +119,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -23,6 +23,7 @@ import torch
 
 from adain import benchmark_report, transfer
 from adain.benchmark import Setup, device_name, run
+from adain.cli import one_line, run_main
 from adain.checkpoint import load_decoder, read_metadata
 from adain.encoder import VGG19Encoder
 from adain.imageio import IMAGE_EXTENSIONS
@@ -135,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         meta["load_average"] = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
         written = benchmark_report.write(args.out, meta, results)
     except (ValueError, OSError) as err:  # bad images, weights, devices: one line, no traceback
-        text = str(err).strip().splitlines()
-        print(f"error: {text[0] if text else type(err).__name__}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
     print(benchmark_report.markdown(meta, results))
     print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
@@ -144,8 +144,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import webdataset as wds
 
+from adain.cli import run_main
 from adain.imageio import IMAGE_EXTENSIONS, MAX_INPUT_PIXELS, ImageError, open_image, prepare_image, tensor_to_pil
 
 SHARD_DIGITS = 6
@@ -256,8 +257,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)

@@ -1,0 +1,62 @@
+"""adain.cli: the one-line error and Ctrl-C handling every entry point shares."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adain.cli import EXIT_INTERRUPTED, one_line, run_main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("err", "last", "expected"),
+    [
+        (ValueError("bad size\n  detail"), False, "bad size"),
+        (RuntimeError("\n\nworker failed:\nTraceback ...\nOSError: shard.tar: truncated\n\n"), True, "OSError: shard.tar: truncated"),
+        (RuntimeError("  \n  first  \nsecond"), False, "first"),
+        (KeyError(), False, "KeyError"),
+        (OSError(""), True, "OSError"),
+    ],
+)
+def test_one_line(err, last, expected):
+    assert one_line(err, last=last) == expected
+
+
+def test_run_main_exits_with_mains_status():
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(lambda: 3)
+    assert exit_info.value.code == 3
+
+
+def test_run_main_turns_ctrl_c_into_one_word_and_130(capsys):
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_main(interrupted)
+    assert exit_info.value.code == EXIT_INTERRUPTED == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
+@pytest.mark.parametrize(
+    ("script", "args"),
+    [("infer.py", []), ("train.py", ["export", "a.ckpt", "b.safetensors"]), ("scripts/benchmark.py", []), ("scripts/make_shards.py", [])],
+)
+def test_every_entry_point_uses_it(script, args):
+    """A real SIGINT-like interrupt in each script: one word on stderr, status 130, no traceback."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = {[script, *args]!r}\n"
+        "def interrupt(*args, **kwargs):\n"
+        "    raise KeyboardInterrupt\n"
+        "import argparse\n"
+        "argparse.ArgumentParser.parse_args = interrupt\n"
+        f"runpy.run_path({str(ROOT / script)!r}, run_name='__main__')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "interrupted"
+    assert "Traceback" not in proc.stderr
