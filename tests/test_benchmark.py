@@ -72,6 +72,17 @@ def test_missing_bundled_decoder_says_to_pass_one(folders, monkeypatch, tmp_path
     assert not (tmp_path / "o").exists()
 
 
+def test_random_decoder_measures_speed_and_says_so(folders, tmp_path, capsys):
+    out = tmp_path / "r"
+    args = ["--content", str(folders[0]), "--style", str(folders[1]), "--decoder", "random", "--methods", "adain",
+            "--sizes", "16", "--repeat", "1", "--pairs", "1", "--batch", "1", "--device", "cpu", "--quiet", "--out", str(out)]  # fmt: skip
+    assert benchmark.main(args) == 0
+    report = json.loads((out / "benchmark.json").read_text())
+    assert report["meta"]["decoder"] == "random" and "speed only" in report["meta"]["decoder_note"]
+    assert [row["method"] for row in report["speed"]][:2] == ["plain fp32 eager (reference)", "AdaIN (fp32)"]
+    assert "untrained" in (out / "benchmark.md").read_text()
+
+
 def test_bad_inputs_give_one_line(folders, decoder_file, tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
