@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from adain.cli import run_main
 from adain.encoder import VGG19Encoder
 from adain.imageio import load_image
 from adain.transfer import resolve_device
@@ -79,7 +80,7 @@ def package_seconds_per_step(encoder: VGG19Encoder, content: torch.Tensor, style
     return (history[-1]["seconds"] - history[1]["seconds"]) / steps
 
 
-def main() -> None:
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="square image sides in px")
     p.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
@@ -103,7 +104,8 @@ def main() -> None:
         ours = package_seconds_per_step(encoder, content, style, args.steps)
         plain = plain_seconds_per_step(encoder, content, style, args.steps)
         print(f"| {size}×{size} | {ours:.3f} | {plain:.3f} | {load:.2f} |", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

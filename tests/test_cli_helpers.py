@@ -43,10 +43,16 @@ def test_run_main_turns_ctrl_c_into_one_word_and_130(capsys):
 
 @pytest.mark.parametrize(
     ("script", "args"),
-    [("infer.py", []), ("train.py", ["export", "a.ckpt", "b.safetensors"]), ("scripts/benchmark.py", []), ("scripts/make_shards.py", [])],
+    [
+        ("infer.py", []),
+        ("train.py", ["export", "a.ckpt", "b.safetensors"]),
+        ("scripts/benchmark.py", []),
+        ("scripts/make_shards.py", []),
+        ("scripts/time_gatys.py", []),
+    ],
 )
 def test_every_entry_point_uses_it(script, args):
-    """A real SIGINT-like interrupt in each script: one word on stderr, status 130, no traceback."""
+    """A Ctrl-C (KeyboardInterrupt) while each script parses its arguments: one word on stderr, status 130, no traceback."""
     code = (
         "import runpy, sys\n"
         f"sys.argv = {[script, *args]!r}\n"
