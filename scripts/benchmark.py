@@ -41,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="default: adain gatys")
     p.add_argument("--sizes", nargs="+", type=int, default=[256, 512], help="square sides in px, multiples of 8 (default 256 512)")
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument("--precision", default="auto", choices=("auto", *PRECISIONS), help="AdaIN's; auto: fp16 on CUDA, else fp32")
+    p.add_argument(
+        "--precision", default="fp32", choices=PRECISIONS,
+        help="AdaIN's (default fp32, as infer.py's: the precision users get unless they ask)",
+    )  # fmt: skip
     p.add_argument("--gatys-steps", type=int, default=500, help="L-BFGS steps per Gatys image (default 500)")
     p.add_argument("--repeat", type=int, default=3, help="timed AdaIN runs per measurement, after one warm-up (default 3)")
     p.add_argument("--batch", type=int, default=4, help="contents per batch in the batched AdaIN row (default 4)")
@@ -86,8 +89,7 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
     if args.decoder is None and not decoder_path.is_file():
         raise ValueError(f"no decoder is bundled yet; pass --decoder FILE, or --decoder {RANDOM} to measure speed only")
     device = resolve_device(args.device)
-    precision = ("fp16" if device.type == "cuda" else "fp32") if args.precision == "auto" else args.precision
-    if device.type == "cpu" and precision == "fp16":
+    if device.type == "cpu" and args.precision == "fp16":
         raise ValueError("fp16 has no fast kernels on the CPU; use --precision bf16 or fp32 there")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -102,7 +104,7 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
         decoder_note = _decoder_note(decoder_path)
     pairs = [(contents[i % len(contents)], styles[i % len(styles)]) for i in range(args.pairs)]
     setup = Setup(
-        pairs, sorted(set(args.sizes)), list(dict.fromkeys(args.methods)), device, precision,
+        pairs, sorted(set(args.sizes)), list(dict.fromkeys(args.methods)), device, args.precision,
         args.gatys_steps, args.repeat, args.batch, progress=not args.quiet,
     )  # fmt: skip
     meta = {
@@ -111,7 +113,7 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
         "device_name": device_name(device),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "precision": precision,
+        "precision": args.precision,
         "decoder": str(decoder_path),
         "decoder_note": decoder_note,
         "vgg": args.vgg,
