@@ -54,6 +54,8 @@ def markdown(meta: Mapping[str, object], results: Mapping[int, SizeResult]) -> s
         "",
         f"Decoder: `{meta['decoder']}` ({meta['decoder_note']}).",
         "",
+        *(f"Left out, unreadable: {reason}." for reason in meta.get("skipped", [])),
+        *([""] if meta.get("skipped") else []),
         "## Speed (seconds per image; the reference is plain fp32 eager PyTorch, same weights)",
         "",
         *_table(SPEED_COLUMNS, speed),

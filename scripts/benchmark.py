@@ -27,7 +27,7 @@ from adain.cli import one_line, run_main
 from adain.checkpoint import load_decoder, read_metadata
 from adain.decoder import Decoder
 from adain.encoder import VGG19Encoder
-from adain.imageio import IMAGE_EXTENSIONS
+from adain.imageio import IMAGE_EXTENSIONS, ImageError, open_image
 from adain.transfer import PRECISIONS, resolve_device
 
 METHODS = ("adain", "gatys")
@@ -82,9 +82,27 @@ def image_files(path: Path) -> list[Path]:
     return found
 
 
+def readable(paths: list[Path], kind: str) -> tuple[list[Path], list[str]]:
+    """The images that open, and a one-line reason for each that does not; ValueError if none opens."""
+    good, bad = [], []
+    for path in paths:
+        try:
+            open_image(path)
+        except ImageError as err:
+            bad.append(one_line(err))
+        else:
+            good.append(path)
+    if not good:
+        raise ValueError(f"no readable {kind} image: {bad[0]}")
+    return good, bad
+
+
 def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Encoder, torch.nn.Module, dict[str, object]]:
-    """Images, models and the report's header facts; ValueError/OSError on bad input."""
-    contents, styles = image_files(args.content), image_files(args.style)
+    """Images, models and the report's header facts; ValueError/OSError on bad input.
+
+    Unreadable images are left out (``meta["skipped"]``, one line each) and the rest measured."""
+    contents, bad_contents = readable(image_files(args.content), "content")
+    styles, bad_styles = readable(image_files(args.style), "style")
     decoder_path = args.decoder if args.decoder is not None else transfer.DEFAULT_DECODER
     if args.decoder is None and not decoder_path.is_file():
         raise ValueError(f"no decoder is bundled yet; pass --decoder FILE, or --decoder {RANDOM} to measure speed only")
@@ -123,6 +141,7 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
         "batch": args.batch,
         "gatys_steps": args.gatys_steps,
         "command": " ".join(["scripts/benchmark.py", *argv]),
+        "skipped": bad_contents + bad_styles,
     }
     return setup, encoder, decoder, meta
 
@@ -143,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     check(args, parser)
     try:
         setup, encoder, decoder, meta = prepare(args, argv)
+        for reason in meta["skipped"]:
+            print(f"error: {reason} (left out)", file=sys.stderr)
         load_before = os.getloadavg()[0]
         results = run(setup, encoder, decoder)
         meta["load_average"] = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
@@ -152,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(benchmark_report.markdown(meta, results))
     print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
+    if meta["skipped"]:
+        count = len(meta["skipped"])
+        print(f"{count} unreadable image{'s' * (count != 1)} left out, the rest measured", file=sys.stderr)
+        return 1
     return 0
 
 

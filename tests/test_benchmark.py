@@ -94,6 +94,31 @@ def test_bad_inputs_give_one_line(folders, decoder_file, tmp_path, capsys):
     assert exit_info.value.code == 2
 
 
+def test_unreadable_images_are_left_out_and_the_rest_measured(folders, tmp_path, capsys):
+    content = tmp_path / "content"
+    content.mkdir()
+    make_image(content / "a_good.png", (40, 36), seed=1)
+    (content / "b_text.jpg").write_text("not an image")
+    good = (folders[1] / "s0.jpg").read_bytes()
+    (content / "c_truncated.jpg").write_bytes(good[: len(good) // 2])
+    out = tmp_path / "out"
+    args = ["--content", str(content), "--style", str(folders[1]), "--decoder", "random", "--methods", "adain",
+            "--sizes", "16", "--repeat", "1", "--pairs", "2", "--batch", "1", "--device", "cpu", "--quiet", "--out", str(out)]  # fmt: skip
+    assert benchmark.main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert sum("b_text.jpg" in line for line in err) == 1 and sum("c_truncated.jpg" in line for line in err) == 1
+    assert "2 unreadable images left out" in err[-1]
+    report = json.loads((out / "benchmark.json").read_text())
+    assert [pair.split(" + ")[0] for pair in report["meta"]["pair_names"]] == ["a_good.png", "a_good.png"]
+    assert "Left out, unreadable" in (out / "benchmark.md").read_text()
+
+    (content / "a_good.png").unlink()
+    assert benchmark.main([*args[:-1], str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no readable content image")
+    assert not (tmp_path / "none").exists()
+
+
 def test_quality_metrics(encoder):
     gen = torch.Generator().manual_seed(0)
     content, style = torch.rand(2, 3, 32, 32, generator=gen), torch.rand(1, 3, 48, 40, generator=gen)
