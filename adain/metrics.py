@@ -21,11 +21,11 @@ from torch import Tensor
 from gatys.config import DEFAULTS as GATYS
 from gatys.losses import style_loss, style_target
 
+from . import losses
 from .encoder import VGG19Encoder
-from .ops import mean_std
 
-CONTENT_LAYER = "relu4_1"
-ADAIN_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+CONTENT_LAYER = losses.CONTENT_LAYER
+ADAIN_STYLE_LAYERS = losses.STYLE_LAYERS
 GRAM_STYLE_LAYERS = GATYS.style_layers
 METRICS = ("content_loss", "adain_style_loss", "gram_style_loss")
 _LAYERS = {CONTENT_LAYER, *ADAIN_STYLE_LAYERS, *GRAM_STYLE_LAYERS}
@@ -47,18 +47,16 @@ def features(encoder: VGG19Encoder, images: Tensor) -> dict[str, Tensor]:
 
 
 def content_loss(output: dict[str, Tensor], content: dict[str, Tensor]) -> Tensor:
-    """MSE of the relu4_1 features, output vs content (same image size)."""
-    return torch.nn.functional.mse_loss(output[CONTENT_LAYER], content[CONTENT_LAYER])
+    """MSE of the relu4_1 features, output vs content (same image size): the training loss's
+    form (:func:`adain.losses.content_loss`) with the content image's features as the target."""
+    return losses.content_loss(output[CONTENT_LAYER], content[CONTENT_LAYER])
 
 
 def adain_style_loss(output: dict[str, Tensor], style: dict[str, Tensor]) -> Tensor:
-    """Σ over relu1_1 … relu4_1 of MSE(means) + MSE(stds), output vs style (any style size)."""
-    mse = torch.nn.functional.mse_loss
-    total = output[CONTENT_LAYER].new_zeros(())
-    for layer in ADAIN_STYLE_LAYERS:
-        (mo, so), (ms, ss) = mean_std(output[layer]), mean_std(style[layer])
-        total = total + mse(mo, ms.expand_as(mo)) + mse(so, ss.expand_as(so))
-    return total
+    """Σ over relu1_1 … relu4_1 of MSE(means) + MSE(stds), output vs one style image of any
+    size: the training style loss (:func:`adain.losses.style_loss`), the style shared by the batch."""
+    n = output[CONTENT_LAYER].shape[0]
+    return losses.style_loss(output, {layer: style[layer].expand(n, -1, -1, -1) for layer in ADAIN_STYLE_LAYERS})
 
 
 def gram_style_loss(output: dict[str, Tensor], style: dict[str, Tensor]) -> Tensor:
