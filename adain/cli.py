@@ -1,7 +1,8 @@
 """What the command-line entry points share: errors as one line, and a quiet Ctrl-C.
 
 ``infer.py``, ``train.py`` and the scripts print ``error: <one line>`` and exit non-zero on bad
-input instead of a traceback; an interrupt exits 130 (128 + SIGINT) with one word.
+input instead of a traceback; an interrupt exits 130 (128 + SIGINT) with one word. The library's
+own messages that quote another error use :func:`one_line` too.
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .cli import one_line
+
 # Output channels of the 16 convolutions; pooling follows the last conv of each block.
 _BLOCKS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4)
 LAYERS: tuple[str, ...] = tuple(
@@ -154,7 +156,7 @@ class VGG19Encoder(nn.Module):
         try:
             encoder.load_state_dict({k: v.float() for k, v in state.items()})
         except RuntimeError as err:
-            raise EncoderWeightsError(f"VGG19 weights have the wrong shapes: {str(err).splitlines()[-1].strip()}") from None
+            raise EncoderWeightsError(f"VGG19 weights have the wrong shapes: {one_line(err, last=True)}") from None
         return encoder
 
 

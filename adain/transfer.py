@@ -64,6 +64,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return device
 
 
+def check_precision(precision: str, device: torch.device) -> None:
+    """ValueError for fp16 on the CPU: there are no fast kernels for it there, and it hangs."""
+    if device.type == "cpu" and precision == "fp16":
+        raise ValueError("fp16 has no fast kernels on the CPU; use --precision bf16 or fp32 there")
+
+
 class StyleTransfer(nn.Module):
     """A frozen VGG19 encoder and a decoder, with AdaIN in between."""
 
@@ -95,8 +101,7 @@ class StyleTransfer(nn.Module):
                 "or use pytorch-AdaIN's decoder.pth with --vgg vgg_normalised.pth"
             )
         target = resolve_device(device)
-        if target.type == "cpu" and precision == "fp16":
-            raise ValueError("fp16 has no fast kernels on the CPU; use --precision bf16 or fp32 there")
+        check_precision(precision, target)
         if target.type == "cpu":
             keep_freed_memory()
         encoder = VGG19Encoder.load(vgg)

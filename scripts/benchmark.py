@@ -28,7 +28,7 @@ from adain.checkpoint import load_decoder, read_metadata
 from adain.decoder import Decoder
 from adain.encoder import VGG19Encoder
 from adain.imageio import IMAGE_EXTENSIONS, ImageError, open_image
-from adain.transfer import PRECISIONS, resolve_device
+from adain.transfer import PRECISIONS, check_precision, resolve_device
 
 METHODS = ("adain", "gatys")
 RANDOM = "random"  # --decoder value: an untrained decoder (speed does not depend on the weights)
@@ -107,8 +107,7 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
     if args.decoder is None and not decoder_path.is_file():
         raise ValueError(f"no decoder is bundled yet; pass --decoder FILE, or --decoder {RANDOM} to measure speed only")
     device = resolve_device(args.device)
-    if device.type == "cpu" and args.precision == "fp16":
-        raise ValueError("fp16 has no fast kernels on the CPU; use --precision bf16 or fp32 there")
+    check_precision(args.precision, device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if device.type == "cuda":

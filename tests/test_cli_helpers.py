@@ -49,6 +49,7 @@ def test_run_main_turns_ctrl_c_into_one_word_and_130(capsys):
         ("scripts/benchmark.py", []),
         ("scripts/make_shards.py", []),
         ("scripts/time_gatys.py", []),
+        ("adain.app", []),  # python -m adain.app
     ],
 )
 def test_every_entry_point_uses_it(script, args):
@@ -60,7 +61,11 @@ def test_every_entry_point_uses_it(script, args):
         "    raise KeyboardInterrupt\n"
         "import argparse\n"
         "argparse.ArgumentParser.parse_args = interrupt\n"
-        f"runpy.run_path({str(ROOT / script)!r}, run_name='__main__')\n"
+        + (
+            f"runpy.run_path({str(ROOT / script)!r}, run_name='__main__')\n"
+            if script.endswith(".py")
+            else f"runpy.run_module({script!r}, run_name='__main__', alter_sys=True)\n"
+        )
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 130, proc.stderr

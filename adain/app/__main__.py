@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from adain.transfer import StyleTransfer
+from adain.cli import one_line, run_main
+from adain.transfer import PRECISIONS, StyleTransfer
 
 from .server import create_app
 from .stylist import Limits, Stylist
@@ -30,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="default 8000")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "bf16"))
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--max-upload-mb", type=float, default=d.max_request_bytes / 2**20, metavar="MB",
                    help=f"largest request body, all uploads together (default {d.max_request_bytes / 2**20:g})")  # fmt: skip
     p.add_argument("--max-pixels", type=int, default=d.max_work_pixels, metavar="N",
@@ -60,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             model = StyleTransfer.load(args.decoder, args.vgg, args.device, args.precision)
         except (ValueError, OSError) as err:  # no/bad decoder file, bad --vgg, unavailable device
-            print(f"error: {(str(err).strip().splitlines() or [type(err).__name__])[0]}", file=sys.stderr)
+            print(f"error: {one_line(err)}", file=sys.stderr)
             return 1
         app = create_app(Stylist(model, limits))
         if not _is_loopback(args.host):
@@ -91,4 +92,4 @@ def _is_loopback(host: str) -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

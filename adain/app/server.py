@@ -16,6 +16,8 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from adain.cli import one_line
+
 from .assets import Asset, load_assets
 from .bodylimit import BodyLimit
 from .gallery import KINDS, Example, Gallery
@@ -197,7 +199,7 @@ def create_app(stylist: Stylist, gallery: Gallery | None = None) -> FastAPI:
             )
             result = await stylist.submit(job, request.is_disconnected)
         except ValueError as err:  # includes ImageError (one line naming the image) and UnknownExample
-            raise HTTPException(422, str(err).splitlines()[0]) from None
+            raise HTTPException(422, one_line(err)) from None
         except QueueFull as err:
             raise HTTPException(503, str(err), headers={"Retry-After": "1"}) from None
         except ClientGone as err:
