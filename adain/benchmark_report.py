@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -12,6 +10,7 @@ from pathlib import Path
 import torch
 from torchvision.utils import make_grid
 
+from .atomicfile import atomic_path
 from .benchmark import QualityRow, SizeResult, SpeedRow
 from .imageio import resize, save_image
 
@@ -123,11 +122,5 @@ def write(out_dir: Path, meta: Mapping[str, object], results: Mapping[int, SizeR
 
 def _write_text(path: Path, text: str) -> None:
     """Write ``text`` through a temporary file and a rename, so no partial file is left."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

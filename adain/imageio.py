@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
+
+from .atomicfile import atomic_path
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
@@ -190,15 +191,8 @@ def save_image(image: Image.Image | Tensor, path: str | os.PathLike, alpha: Tens
     """Write atomically (temporary file + rename); alpha is kept for PNG/WebP, dropped for JPEG."""
     path = Path(path)
     fmt = output_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make outputs private to the writer
-        with os.fdopen(fd, "wb") as f:
-            f.write(encode_image(image, fmt, alpha, quality))
-        os.replace(tmp, path)
-    except BaseException as err:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(err, OSError):
-            raise ImageError(path, f"cannot write ({err.strerror or err})") from None
-        raise
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(encode_image(image, fmt, alpha, quality))
+    except OSError as err:
+        raise ImageError(path, f"cannot write ({err.strerror or err})") from None

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,6 +29,7 @@ from pathlib import Path
 
 import webdataset as wds
 
+from adain.atomicfile import atomic_path, temp_beside
 from adain.cli import run_main
 from adain.imageio import IMAGE_EXTENSIONS, MAX_INPUT_PIXELS, ImageError, open_image, prepare_image, tensor_to_pil
 
@@ -112,13 +112,6 @@ def shard_path(prefix: Path, index: int) -> Path:
     return prefix.parent / f"{prefix.name}-{index:0{SHARD_DIGITS}d}.tar"
 
 
-def atomic_file(final: Path) -> tuple[int, Path]:
-    """A temporary file beside ``final`` (same filesystem, so ``os.replace`` is atomic)."""
-    fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o644)
-    return fd, Path(tmp)
-
-
 class AtomicShardWriter:
     """Writes ``PREFIX-NNNNNN.tar`` shards of at most ``size`` samples; each is written to a
     temporary file and renamed into place only when complete."""
@@ -130,8 +123,8 @@ class AtomicShardWriter:
 
     def write(self, sample: dict[str, object]) -> None:
         if self._writer is None:
-            fd, self._tmp = atomic_file(shard_path(self.prefix, len(self.shards)))
-            self._stream = os.fdopen(fd, "wb")
+            self._tmp = temp_beside(shard_path(self.prefix, len(self.shards)))
+            self._stream = open(self._tmp, "wb")
             self._writer = wds.TarWriter(self._stream, mtime=0)  # fixed mtime: reproducible tars
         self._writer.write(sample)
         self._count += 1
@@ -203,10 +196,8 @@ def write_index(prefix: Path, summary: Summary, args: argparse.Namespace) -> Pat
         "quality": args.quality,
     }
     path = prefix.parent / f"{prefix.name}.json"
-    fd, tmp = atomic_file(path)
-    with os.fdopen(fd, "w") as f:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
         json.dump(index, f, indent=1)
-    os.replace(tmp, path)
     return path
 
 
