@@ -26,11 +26,12 @@ def temp_beside(path: Path) -> Path:
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """``with atomic_path(p) as tmp:`` write ``tmp``; it becomes ``p`` when the block ends without
-    an error, and is removed otherwise."""
+    """``with atomic_path(p) as tmp:`` write ``tmp``; it becomes ``p`` (mode 0644) when the block
+    ends without an error, and is removed otherwise."""
     tmp = temp_beside(Path(path))
     try:
         yield tmp
+        os.chmod(tmp, 0o644)  # again: a writer may have replaced the file (safetensors' save_file does)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

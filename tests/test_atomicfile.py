@@ -1,5 +1,6 @@
 """adain.atomicfile: the one atomic-write mechanism behind images, decoders, checkpoints, shards and reports."""
 
+import os
 import stat
 
 import pytest
@@ -26,3 +27,15 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
             raise KeyboardInterrupt
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_readable_by_all_even_when_the_writer_recreates_the_file(tmp_path):
+    target = tmp_path / "out.bin"
+    old_umask = os.umask(0o077)
+    try:
+        with atomic_path(target) as tmp:
+            tmp.unlink()
+            tmp.write_bytes(b"recreated under a private umask")
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644

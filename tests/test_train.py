@@ -232,39 +232,40 @@ def pair(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     return content, style
 
 
-def fit(model: AdaINTraining, batches: list, steps: int) -> None:
+def fit(model: AdaINTraining, batches: list, steps: int, root: Path) -> None:
+    """A few steps; ``root`` receives the decoder that a finished run exports (never the checkout)."""
     trainer = L.Trainer(
         max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=root,
     )  # fmt: skip
     trainer.fit(model, DataLoader(batches, batch_size=None))
 
 
-def test_overfitting_one_pair_lowers_the_loss(quick_vgg):
+def test_overfitting_one_pair_lowers_the_loss(quick_vgg, tmp_path):
     content, style = pair()
     batch = (content[None], style[None])
     torch.manual_seed(0)
     model = AdaINTraining(image_every_n_steps=0)
     with torch.no_grad():
         before = model(*batch)[1].item()
-    fit(model, [batch] * 20, 20)
+    fit(model, [batch] * 20, 20, tmp_path)
     with torch.no_grad():
         after = model(*batch)[1].item()
     assert after < 0.25 * before
 
 
-def test_a_nonfinite_loss_stops_or_skips_without_touching_the_weights(quick_vgg, caplog):
+def test_a_nonfinite_loss_stops_or_skips_without_touching_the_weights(quick_vgg, caplog, tmp_path):
     content, style = pair(16)
     poisoned = (torch.full_like(content, float("nan"))[None], style[None])
 
     model = AdaINTraining(image_every_n_steps=0)
     with pytest.raises(FloatingPointError, match="non-finite loss at step 0"):
-        fit(model, [poisoned], 1)
+        fit(model, [poisoned], 1, tmp_path)
 
     model = AdaINTraining(image_every_n_steps=0, on_nonfinite="skip")
     weights = copy.deepcopy(model.decoder.state_dict())
     with caplog.at_level(logging.WARNING, logger="adain.training"):
-        fit(model, [poisoned, (content[None], style[None])], 2)
+        fit(model, [poisoned, (content[None], style[None])], 2, tmp_path)
     assert "skipping this update" in caplog.text
     assert model.trainer.global_step == 2
     changed = [k for k, v in model.decoder.state_dict().items() if not torch.equal(v, weights[k])]
