@@ -29,11 +29,11 @@ import webdataset as wds
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .imageio import MAX_INPUT_PIXELS, ImageError, open_image, prepare_image
+from .imageio import IMAGE_EXTENSIONS, MAX_INPUT_PIXELS, ImageError, open_image, prepare_image
 
 log = logging.getLogger(__name__)
 
-IMAGE_KEYS = ("jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff")
+IMAGE_KEYS = tuple(ext.removeprefix(".") for ext in IMAGE_EXTENSIONS)  # a sample's image field, by extension
 # A stream that fails this many samples in a row has no readable data (wrong URL, wrong files).
 MAX_FAILURES_IN_A_ROW = 200
 

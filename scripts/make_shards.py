@@ -16,7 +16,6 @@ re-run replaces old shards atomically and an interrupted run leaves no partial t
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
@@ -31,7 +30,7 @@ import webdataset as wds
 
 from adain.atomicfile import atomic_path, temp_beside
 from adain.cli import run_main
-from adain.imageio import IMAGE_EXTENSIONS, MAX_INPUT_PIXELS, ImageError, open_image, prepare_image, tensor_to_pil
+from adain.imageio import IMAGE_EXTENSIONS, MAX_INPUT_PIXELS, ImageError, encode_image, open_image, prepare_image
 
 SHARD_DIGITS = 6
 
@@ -86,10 +85,8 @@ def encode(path: Path, root: Path, short_side: int, upscale: bool, quality: int)
         rgb = prepare_image(img, side, max_pixels=MAX_INPUT_PIXELS, name=path).rgb
     except ImageError as err:
         return Encoded(source, error=str(err))
-    out = tensor_to_pil(rgb)
-    buffer = io.BytesIO()
-    out.save(buffer, format="JPEG", quality=quality)
-    return Encoded(source, buffer.getvalue(), out.width, out.height)
+    height, width = rgb.shape[-2:]
+    return Encoded(source, encode_image(rgb, "JPEG", quality=quality), width, height)
 
 
 def _init_worker() -> None:
