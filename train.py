@@ -18,10 +18,16 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from adain.cli import one_line, run_main
 
 EXIT_SIGTERM = 143  # 128 + SIGTERM: stopped on request after saving last.ckpt (scripts/slurm_train.sh requeues)
+EXIT_USAGE = 2  # an impossible setting, as argparse's
+
+
+class UsageError(ValueError):
+    """A setting that can never train (reported on one line, exit 2)."""
 
 
 def checkpoint_dir(root_dir: str | None) -> str:
@@ -52,14 +58,13 @@ def export_command(argv: Sequence[str]) -> int:
 def fit_command(argv: Sequence[str] | None) -> int:
     """Lightning's own subcommands (``fit`` …) through LightningCLI; ``None`` reads ``sys.argv``."""
     from lightning.fabric.plugins import TorchCheckpointIO
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from adain.checkpoint import DecoderFileError
     from adain.data import AdaINDataModule, TrainingDataError
     from adain.encoder import EncoderWeightsError
-    from adain.training import AdaINTraining, AtomicCheckpointIO, ImagesPerSecond
+    from adain.training import AdaINTraining, AtomicCheckpointIO, ImagesPerSecond, LastCheckpoint
 
     class AdaINCLI(LightningCLI):
         @staticmethod
@@ -68,7 +73,7 @@ def fit_command(argv: Sequence[str] | None) -> int:
             return {"fit": LightningCLI.subcommands()["fit"]}
 
         def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
             parser.set_defaults(
                 {
                     "checkpoint.every_n_train_steps": 1000,
@@ -81,11 +86,35 @@ def fit_command(argv: Sequence[str] | None) -> int:
             parser.link_arguments("trainer.default_root_dir", "checkpoint.dirpath", compute_fn=checkpoint_dir)
             parser.add_lightning_class_args(ImagesPerSecond, "throughput")
 
+        def _parse_ckpt_path(self) -> None:
+            """Lightning reads ``--ckpt_path``'s hyperparameters here, first of all: a file that is
+            not a checkpoint (an image, a truncated file) becomes one line, not an unpickling traceback."""
+            try:
+                super()._parse_ckpt_path()
+            except Exception as err:  # torch raises many types for a file that is not a checkpoint
+                path = self.config[self.config.subcommand].get("ckpt_path")
+                raise DecoderFileError(f"{path}: not a train.py checkpoint ({type(err).__name__})") from None
+
+        def before_instantiate_classes(self) -> None:
+            """Refuse a step count that trains nothing before anything is built."""
+            steps = self.config[self.subcommand].trainer.max_steps
+            if steps == 0 or steps < -1:
+                raise UsageError(
+                    f"--trainer.max_steps {steps} trains nothing: give a positive number of steps "
+                    "(or -1, no limit, with --trainer.max_epochs)"
+                )
+
         def before_fit(self) -> None:
-            """Atomic checkpoint writes, unless another checkpoint plugin was chosen."""
+            """Atomic checkpoint writes (unless another checkpoint plugin was chosen), and a word
+            when ``--ckpt_path last`` finds nothing to resume: the run then starts fresh."""
             strategy = self.trainer.strategy
             if type(strategy.checkpoint_io) is TorchCheckpointIO:
                 strategy.checkpoint_io = AtomicCheckpointIO()
+            config = self.config_init[self.subcommand]
+            folder = Path(self.trainer.checkpoint_callback.dirpath)
+            if config.get("ckpt_path") == "last" and not (folder / "last.ckpt").is_file():
+                print(f"nothing to resume in {folder}: starting fresh", file=sys.stderr)
+                config["ckpt_path"] = None
 
     # Known, intended situations: the resampled stream has a length by design and a resumed run
     # draws fresh samples (seeded by its start step) instead of replaying a position, no FLOP
@@ -105,6 +134,9 @@ def fit_command(argv: Sequence[str] | None) -> int:
     except SIGTERMException:
         print("stopped by SIGTERM; last.ckpt is saved, resume with --ckpt_path last", file=sys.stderr)
         return EXIT_SIGTERM
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     except (TrainingDataError, DecoderFileError, EncoderWeightsError, FloatingPointError) as err:
         print(f"error: {one_line(err, last=True)}", file=sys.stderr)
         return 1

@@ -262,11 +262,13 @@ class Setup:
 def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, SizeResult]:
     """Measure every size: the plain reference first (default allocator), then, after
     :func:`~adain.runtime.keep_freed_memory` on the CPU as :meth:`StyleTransfer.load` does,
-    our AdaIN, Gatys, and the quality of each method's outputs (with the identity baseline)."""
+    our AdaIN, Gatys, and the quality of each method's outputs (with the identity baseline), on
+    the fixed :func:`metrics.evaluation_encoder` whatever ``encoder`` the model uses."""
     device = setup.device
     plain = PlainAdaIN(encoder, decoder).to(device)
     st = StyleTransfer(encoder, decoder, setup.precision).to(device)
     results = {size: SizeResult(*_load_pairs(setup.pairs, size, device)) for size in setup.sizes}
+    evaluator = metrics.evaluation_encoder().to(device)
     stages = [("plain", size) for size in setup.sizes if "adain" in setup.methods]
     stages += [(method, size) for size in setup.sizes for method in setup.methods] + [("quality", s) for s in setup.sizes]
     bar = tqdm(stages, desc="benchmark", unit="stage", disable=not setup.progress)
@@ -298,7 +300,7 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
                 "gatys": gatys_label_for(setup.gatys_steps),
             }
             for method, outputs in [("identity", contents)] + [(m, result.outputs[m]) for m in setup.methods]:
-                result.quality.append(measure_quality(encoder, labels[method], outputs, contents, styles))
+                result.quality.append(measure_quality(evaluator, labels[method], outputs, contents, styles))
     return results
 
 

