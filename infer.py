@@ -22,17 +22,16 @@ from typing import TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
 
-if TYPE_CHECKING:
+from adain.cli import finite_float, one_line, run_main
+from adain.errors import ImageError
+from adain.options import IMAGE_EXTENSIONS, OUTPUT_FORMATS, add_model_options, add_version, normalise_weights
+from gatys.config import DEFAULTS as GATYS, INITS, OPTIMIZERS
+
+if TYPE_CHECKING:  # the modules that import torch are imported once the arguments are checked
     from torch import Tensor
 
+    from adain.imageio import LoadedImage
     from adain.transfer import StyleCode
-
-from adain.cli import finite_float, one_line, run_main
-from adain.encoder import DEFAULT_VGG, VGG_HELP
-from adain.imageio import IMAGE_EXTENSIONS, OUTPUT_FORMATS, ImageError, LoadedImage, load_image, save_image
-from adain.ops import normalise_weights
-from adain.transfer import PRECISIONS
-from gatys.config import DEFAULTS as GATYS, INITS, OPTIMIZERS
 
 T = TypeVar("T")
 # Flags of --method gatys only; unset (None) flags take the defaults of gatys/config.py.
@@ -51,6 +50,7 @@ class Job:
 def build_parser() -> argparse.ArgumentParser:
     """The CLI contract (see README)."""
     p = argparse.ArgumentParser(description="Neural style transfer: fast AdaIN (default) or Gatys et al.'s optimisation.")
+    add_version(p)
     p.add_argument("--method", default="adain", choices=("adain", "gatys"), help="adain (fast, default) or gatys")
     p.add_argument("--content", nargs="+", required=True, metavar="IMG|DIR", help="content images or folders")
     p.add_argument("--style", nargs="+", required=True, metavar="IMG|DIR", help="style images or folders")
@@ -67,10 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-size", type=int, default=512, metavar="N", help="shorter side in px; 0 keeps it")
     p.add_argument("--style-size", type=int, default=512, metavar="N", help="shorter side in px; 0 keeps it")
     p.add_argument("--crop", action="store_true", help="centre-crop content and style to squares")
-    p.add_argument("--decoder", help="decoder file (.safetensors, train.py .ckpt, pytorch-AdaIN decoder.pth)")
-    p.add_argument("--vgg", default=DEFAULT_VGG, metavar="SRC", help=VGG_HELP)
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
+    add_model_options(p, "decoder file (.safetensors, train.py .ckpt, pytorch-AdaIN decoder.pth; default: the bundled one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     g = p.add_argument_group("Gatys optimisation (--method gatys; defaults from gatys/config.py = configs/gatys.yaml)")
     lrs = ", ".join(f"{v:g} for {k}" for k, v in GATYS.learning_rates.items())
@@ -197,7 +194,8 @@ class AdaINRenderer:
     """Renders jobs with the fast AdaIN model, encoding each style once."""
 
     def __init__(self, args: argparse.Namespace):
-        from adain.transfer import StyleTransfer  # imported here so `--help` stays fast
+        from adain.imageio import load_image
+        from adain.transfer import StyleTransfer
 
         self.args = args
         self.model = StyleTransfer.load(args.decoder, args.vgg, args.device, args.precision)
@@ -205,6 +203,8 @@ class AdaINRenderer:
         self._codes: dict[Path, StyleCode | ImageError] = {}
 
     def style_image(self, path: Path) -> LoadedImage:
+        from adain.imageio import load_image
+
         return load_image(path, self.args.style_size, self.args.crop)
 
     def __call__(self, content: LoadedImage, job: Job):
@@ -235,6 +235,7 @@ class GatysRenderer:
         self._styles: dict[Path, Tensor | ImageError] = {}
 
     def __call__(self, content: LoadedImage, job: Job) -> Tensor:
+        from adain.imageio import load_image, save_image
         from gatys import stylize
 
         a = self.args
@@ -258,6 +259,8 @@ def run(jobs: list[Job], render: Callable, args: argparse.Namespace, inputs: set
 
     Jobs come content by content, so each content image is read once for all its styles.
     """
+    from adain.imageio import load_image, save_image
+
     failures, reported = 0, set()
     loaded: tuple[Path, LoadedImage | ImageError] | None = None
     for job in tqdm(jobs, desc="stylising", unit="img", disable=args.quiet or len(jobs) < 2):

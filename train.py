@@ -64,7 +64,7 @@ def fit_command(argv: Sequence[str] | None) -> int:
     from adain.checkpoint import DecoderFileError
     from adain.data import AdaINDataModule, TrainingDataError
     from adain.encoder import EncoderWeightsError
-    from adain.training import AdaINTraining, AtomicCheckpointIO, ImagesPerSecond, LastCheckpoint
+    from adain.training import AdaINTraining, AtomicCheckpointIO, ImagesPerSecond, LastCheckpoint, SigtermDeadline, StuckRunError
 
     class AdaINCLI(LightningCLI):
         @staticmethod
@@ -85,6 +85,7 @@ def fit_command(argv: Sequence[str] | None) -> int:
             )
             parser.link_arguments("trainer.default_root_dir", "checkpoint.dirpath", compute_fn=checkpoint_dir)
             parser.add_lightning_class_args(ImagesPerSecond, "throughput")
+            parser.add_lightning_class_args(SigtermDeadline, "sigterm")
 
         def _parse_ckpt_path(self) -> None:
             """Lightning reads ``--ckpt_path``'s hyperparameters here, first of all: a file that is
@@ -134,6 +135,11 @@ def fit_command(argv: Sequence[str] | None) -> int:
     except SIGTERMException:
         print("stopped by SIGTERM; last.ckpt is saved, resume with --ckpt_path last", file=sys.stderr)
         return EXIT_SIGTERM
+    except StuckRunError as err:
+        print(f"stopped by SIGTERM: {err}; last.ckpt, if any, has the last finished step", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_SIGTERM)  # now: the interpreter's clean-up would wait on the stuck reader (a pipe's process …)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USAGE

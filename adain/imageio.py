@@ -20,19 +20,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
 from .atomicfile import atomic_path
+from .errors import ImageError
+from .options import OUTPUT_FORMATS
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
-OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}
 ALPHA_FORMATS = {"PNG", "WEBP"}
 MAX_INPUT_PIXELS = 100_000_000  # larger files are refused before decoding (decompression bombs)
 MAX_WORK_PIXELS = 16_000_000  # largest image stylised, after resizing (≈ 4000×4000)
-
-
-class ImageError(ValueError):
-    """An image could not be read or written; ``str()`` is one line naming the file."""
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        super().__init__(f"{path}: {reason}")
 
 
 @dataclass

@@ -8,11 +8,12 @@ exactly the style's channel means and (up to ``eps``) standard deviations.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
+
+from .options import normalise_weights
 
 EPS = 1e-5
 
@@ -86,15 +87,3 @@ def resize_mask(mask: Tensor, size: Sequence[int]) -> Tensor:
     """A binary N×1×h×w mask at ``size``: area-averaged, then thresholded at 0.5."""
     resized = torch.nn.functional.interpolate(mask.float(), size=tuple(size), mode="area")
     return (resized > 0.5).float()
-
-
-def normalise_weights(weights: Sequence[float] | None, count: int) -> list[float]:
-    """Blend weights scaled to sum 1; equal weights when ``None``."""
-    if weights is None:
-        return [1.0 / count] * count
-    if len(weights) != count:
-        raise ValueError(f"{len(weights)} style weights for {count} styles")
-    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"style weights must be finite, non-negative and not all zero, got {list(weights)}")
-    total = float(sum(weights))
-    return [w / total for w in weights]

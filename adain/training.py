@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
+import signal
+import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
+from types import FrameType
 from typing import Any, Literal
 
 import lightning as L
@@ -27,10 +32,11 @@ from torchvision.utils import make_grid
 from .atomicfile import atomic_path
 from .checkpoint import FORMAT, DecoderFileError, load_decoder, save_decoder
 from .decoder import ARCH, Decoder
-from .encoder import DEFAULT_VGG, VGG19Encoder
+from .encoder import VGG19Encoder
 from .imageio import save_image
 from .losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, style_losses
 from .ops import adain
+from .options import DEFAULT_VGG
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +231,75 @@ class LastCheckpoint(ModelCheckpoint):
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         if self._should_save_on_exception(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+
+class StuckRunError(BaseException):
+    """SIGTERM came, and no training step ended within the grace period after it. Like
+    ``KeyboardInterrupt`` it is no ``Exception``, so no error handler on the way swallows it
+    (webdataset's, which skips unreadable shards, would)."""
+
+
+class SigtermDeadline(L.Callback):
+    """Makes SIGTERM stop a run within ``grace_seconds``, even when no step ends.
+
+    Lightning acts on SIGTERM only at a step's end. A run whose data loader is stuck (a hung
+    ``pipe:`` or network shard) never gets there and would burn its whole SLURM allocation. This
+    callback's handler, which Lightning calls after its own, arms a timer at the first SIGTERM;
+    if the run is still going when it fires, it signals the process again and the handler raises
+    :class:`StuckRunError` wherever the main thread is, so the run ends as after any error
+    (``last.ckpt`` is saved with the last finished step).
+    """
+
+    def __init__(self, grace_seconds: float = 10.0):
+        if not grace_seconds > 0:
+            raise ValueError(f"grace_seconds must be positive, got {grace_seconds}")
+        self.grace_seconds = grace_seconds
+        self._active = False
+        self._deadline: float | None = None
+        self._timer: threading.Timer | None = None
+        self._previous: Any = signal.SIG_DFL
+        self._pid = os.getpid()
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Install the handler before Lightning installs its own, which then calls this one too."""
+        if threading.current_thread() is threading.main_thread():
+            self._active, self._deadline, self._pid = True, None, os.getpid()
+            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
+        if os.getpid() != self._pid:  # a data-loading worker inherited the handler: its main process decides
+            return
+        if not self._active:  # the run is over and Lightning put this handler back: be the one before it
+            signal.signal(signal.SIGTERM, self._previous)
+            signal.raise_signal(signal.SIGTERM)
+        elif self._deadline is None:
+            self._deadline = time.monotonic() + self.grace_seconds
+            self._timer = threading.Timer(self.grace_seconds, self._signal_again)
+            self._timer.daemon = True
+            self._timer.start()
+        elif time.monotonic() >= self._deadline:
+            raise StuckRunError(f"no training step ended within {self.grace_seconds:g} s of it (a stuck data loader?)")
+
+    def _signal_again(self) -> None:
+        if self._active:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._stop()
+        if isinstance(exception, StuckRunError):  # end the stuck data-loading workers now: their
+            for worker in multiprocessing.active_children():  # shutdown would wait 5 s for each
+                worker.terminate()
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._stop()
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == self._on_sigterm:
+            signal.signal(signal.SIGTERM, self._previous)
+
+    def _stop(self) -> None:
+        self._active = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class ImagesPerSecond(ThroughputMonitor):

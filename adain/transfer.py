@@ -22,13 +22,14 @@ from torch import Tensor, nn
 from . import color
 from .checkpoint import load_decoder
 from .decoder import Decoder
-from .encoder import DEFAULT_VGG, VGG19Encoder
+from .encoder import VGG19Encoder
 from .imageio import pil_to_tensor, resize, tensor_to_pil
 from .ops import blend_targets, mean_std
+from .options import DEFAULT_VGG
 from .runtime import keep_freed_memory
 
 DEFAULT_DECODER = Path(__file__).resolve().parent.parent / "checkpoints" / "decoder.safetensors"
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}  # by options.PRECISIONS
 MIN_SIDE = 16  # smallest padded input: relu4_1 is then 2×2, enough for the decoder's reflection padding
 ImageLike = Union[Image.Image, Tensor]
 
@@ -75,8 +76,8 @@ class StyleTransfer(nn.Module):
 
     def __init__(self, encoder: VGG19Encoder, decoder: Decoder, precision: str = "fp32"):
         super().__init__()
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}")
+        if precision not in DTYPES:
+            raise ValueError(f"precision must be one of {sorted(DTYPES)}")
         self.encoder = encoder
         self.decoder = decoder.eval().requires_grad_(False)
         self.precision = precision
@@ -116,7 +117,7 @@ class StyleTransfer(nn.Module):
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=PRECISIONS[self.precision])
+        return torch.autocast(self.device.type, dtype=DTYPES[self.precision])
 
     def _fast_layout(self, images: Tensor) -> Tensor:
         """Channels-last on the CPU and CUDA, where oneDNN's and cuDNN's fastest kernels want it

@@ -34,7 +34,7 @@ from tqdm import tqdm
 from adain import color
 from adain.encoder import LAYER_INDEX, LAYERS, VGG19Encoder
 from adain.imageio import pil_to_tensor, resize
-from adain.ops import normalise_weights
+from adain.options import normalise_weights
 from adain.runtime import keep_freed_memory
 from adain.transfer import StyleTransfer, resolve_device
 

@@ -26,9 +26,11 @@ from adain.benchmark import Setup, device_name, run
 from adain.cli import one_line, run_main
 from adain.checkpoint import load_decoder, read_metadata
 from adain.decoder import Decoder
-from adain.encoder import DEFAULT_VGG, VGG_HELP, VGG19Encoder
-from adain.imageio import IMAGE_EXTENSIONS, ImageError, open_image
-from adain.transfer import PRECISIONS, check_precision, resolve_device
+from adain.encoder import VGG19Encoder
+from adain.errors import ImageError
+from adain.imageio import open_image
+from adain.options import IMAGE_EXTENSIONS, add_model_options
+from adain.transfer import check_precision, resolve_device
 
 METHODS = ("adain", "gatys")
 RANDOM = "random"  # --decoder value: an untrained decoder (speed does not depend on the weights)
@@ -40,21 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style", required=True, type=Path, metavar="DIR|IMG", help="style images (a folder or one file)")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="default: adain gatys")
     p.add_argument("--sizes", nargs="+", type=int, default=[256, 512], help="square sides in px, multiples of 8 (default 256 512)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument(
-        "--precision", default="fp32", choices=PRECISIONS,
-        help="AdaIN's (default fp32, as infer.py's: the precision users get unless they ask)",
-    )  # fmt: skip
     p.add_argument("--gatys-steps", type=int, default=500, help="L-BFGS steps per Gatys image (default 500)")
     p.add_argument("--repeat", type=int, default=3, help="timed AdaIN runs per measurement, after one warm-up (default 3)")
     p.add_argument("--batch", type=int, default=4, help="contents per batch in the batched AdaIN row (default 4)")
     p.add_argument("--pairs", type=int, default=4, help="content/style pairs (default 4)")
     p.add_argument("--threads", type=int, help="CPU threads (default: PyTorch's, one per core)")
-    p.add_argument(
-        "--decoder", type=Path, metavar="FILE|random",
-        help=f"AdaIN decoder (default: the bundled one); {RANDOM}: untrained, seeded weights, for speed only",
-    )  # fmt: skip
-    p.add_argument("--vgg", default=DEFAULT_VGG, metavar="SRC", help=VGG_HELP)
+    add_model_options(p, f"AdaIN decoder (default: the bundled one); {RANDOM}: untrained, seeded weights, for speed only")
     p.add_argument("--out", type=Path, default=Path("outputs/benchmark"), metavar="DIR", help="default: outputs/benchmark")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
@@ -103,7 +96,7 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
     Unreadable images are left out (``meta["skipped"]``, one line each) and the rest measured."""
     contents, bad_contents = readable(image_files(args.content), "content")
     styles, bad_styles = readable(image_files(args.style), "style")
-    decoder_path = args.decoder if args.decoder is not None else transfer.DEFAULT_DECODER
+    decoder_path = Path(args.decoder) if args.decoder is not None else transfer.DEFAULT_DECODER
     if args.decoder is None and not decoder_path.is_file():
         raise ValueError(f"no decoder is bundled yet; pass --decoder FILE, or --decoder {RANDOM} to measure speed only")
     device = resolve_device(args.device)

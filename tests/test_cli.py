@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -229,3 +230,31 @@ def test_precision_on_cpu(tmp_path, images, decoder_file, capsys):
     assert Image.open(tmp_path / "b.png").size == (38, 32)
     assert run([*common, "--precision", "fp16", "--output", tmp_path / "h.png"], decoder_file) == 1
     assert "use --precision bf16 or fp32" in capsys.readouterr().err
+
+
+# Runs a command line in a fresh interpreter, then says on stderr whether torch was imported.
+PROBE = """
+import runpy, sys
+target, *sys.argv[1:] = sys.argv[1:]
+sys.argv[0] = target
+try:
+    runpy.run_module(target, run_name="__main__", alter_sys=True) if target == "adain.app" else runpy.run_path(target, run_name="__main__")
+except SystemExit as done:
+    code = done.code
+print("torch imported:", "torch" in sys.modules, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    "target, usage_error",
+    [(str(ROOT / "infer.py"), ["--content", "a.jpg", "--style", "b.jpg", "--alpha", "2"]), ("adain.app", ["--port", "0"])],
+    ids=["infer.py", "adain.app"],
+)
+def test_help_version_and_usage_errors_answer_without_importing_torch(target, usage_error):
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    for args, code, expected in ((["--help"], 0, "usage:"), (["--version"], 0, f" {version}\n"), (usage_error, 2, "error:")):
+        proc = subprocess.run([sys.executable, "-c", PROBE, target, *args], capture_output=True, text=True, cwd=ROOT)
+        assert proc.returncode == code, proc.stderr
+        assert expected in proc.stdout + proc.stderr
+        assert proc.stderr.endswith("torch imported: False\n"), proc.stderr

@@ -1,5 +1,6 @@
-"""adain.cli: the one-line error and Ctrl-C handling every entry point shares."""
+"""adain.cli and the packages: the one-line error and Ctrl-C handling every entry point shares, lazy exports."""
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,13 @@ def test_every_entry_point_uses_it(script, args):
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "interrupted"
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["adain", "gatys", "adain.app"])
+def test_package_exports_load_on_first_use(name):
+    package = importlib.import_module(name)
+    assert package.__all__ == sorted(package._EXPORTS)
+    for export in package.__all__:
+        assert getattr(package, export) is getattr(importlib.import_module(f"{name}.{package._EXPORTS[export]}"), export)
+    with pytest.raises(AttributeError, match="has no attribute 'nothing'"):
+        package.nothing

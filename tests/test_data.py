@@ -6,6 +6,8 @@ import io
 import itertools
 import logging
 import random
+import tarfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +84,7 @@ def _jpeg(colour: int) -> bytes:
     return buffer.getvalue()
 
 
-def test_corrupt_samples_inside_a_shard_are_skipped_with_a_warning_and_counted(tmp_path: Path, caplog):
+def test_corrupt_samples_inside_a_shard_are_skipped_and_the_shard_named_once(tmp_path: Path, caplog):
     path = tmp_path / "mixed.tar"
     with wds.TarWriter(str(path)) as tar:
         tar.write({"__key__": "good", "jpg": _jpeg(200)})
@@ -93,20 +95,108 @@ def test_corrupt_samples_inside_a_shard_are_skipped_with_a_warning_and_counted(t
     with caplog.at_level(logging.WARNING, logger="adain.data"):
         crops = list(itertools.islice(images.crops(random.Random(0)), 5))
     assert all(c.shape == (3, 32, 32) and abs(c.mean().item() - 200 / 255) < 0.02 for c in crops)
-    assert images.skipped >= 3
-    for key in ("corrupt", "truncated", "no_image"):
-        assert f"{key} in {path}" in caplog.text
-    assert "style data: skipped an unreadable sample" in caplog.text
+    assert images.skipped >= 12  # three bad samples in each of the 4+ passes over the shard
+    assert [r.getMessage().split(", the first:")[0] for r in caplog.records] == [
+        f"style data: skipping unreadable samples in shard {path}"
+    ]
 
 
-def test_shards_without_any_readable_image_are_an_error(tmp_path: Path, monkeypatch):
-    path = tmp_path / "bad.tar"
-    with wds.TarWriter(str(path)) as tar:
-        tar.write({"__key__": "a", "jpg": b"garbage"})
-    monkeypatch.setattr(data, "MAX_FAILURES_IN_A_ROW", 5)
-    images = data.ShardImages("content", str(path), load_size=0, crop_size=32, flip=False, shuffle_buffer=1)
-    with pytest.raises(TrainingDataError, match="5 unreadable samples in a row"):
+def _empty_tar(path: Path) -> None:
+    with tarfile.open(path, "w"):
+        pass
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p: p.write_bytes(b""), "empty file (ReadError)"),
+        (lambda p: p.write_bytes(bytes(range(256)) * 20), "invalid header (ReadError)"),
+        (_empty_tar, "no samples in it"),
+    ],
+    ids=["zero-byte", "not-a-tar", "empty-tar"],
+)
+def test_a_shard_without_samples_is_named_once_and_never_drawn_again(tmp_path: Path, caplog, make, reason):
+    good = tmp_path / "good.tar"
+    with wds.TarWriter(str(good)) as tar:
+        tar.write({"__key__": "a", "jpg": _jpeg(90)})
+    make(tmp_path / "bad.tar")
+    images = data.ShardImages("content", str(tmp_path / "{good,bad}.tar"), 0, 32, False, shuffle_buffer=1)
+    with caplog.at_level(logging.WARNING, logger="adain.data"):
+        crops = list(itertools.islice(images.crops(random.Random(0)), 40))
+    assert len(crops) == 40
+    assert [r.getMessage() for r in caplog.records] == [f"content data: skipping shard {tmp_path / 'bad.tar'}: {reason}"]
+    assert images.bad_shards == {str(tmp_path / "bad.tar"): reason}
+
+
+def _within(seconds: float, task) -> BaseException | None:
+    """Run ``task`` in a thread; what it raised, or a failure if it is still running (it hung)."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            task()
+        except BaseException as err:  # noqa: BLE001 - handed to the test
+            raised.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        pytest.fail(f"still running after {seconds} s")
+    return raised[0] if raised else None
+
+
+def test_shards_that_all_yield_nothing_end_in_one_error_instead_of_spinning(tmp_path: Path, caplog):
+    (tmp_path / "a.tar").write_bytes(b"")
+    _empty_tar(tmp_path / "b.tar")
+    images = data.ShardImages("content", str(tmp_path / "{a,b}.tar"), 0, 32, False, shuffle_buffer=4)
+    with caplog.at_level(logging.WARNING, logger="adain.data"):
+        err = _within(20, lambda: next(images.crops(random.Random(0))))
+    assert isinstance(err, TrainingDataError)
+    assert str(err) == f"content shards {str(tmp_path / '{a,b}.tar')!r}: none of the 2 yields a sample (first: " + (
+        f"{tmp_path / 'a.tar'}: empty file (ReadError))" if "a.tar" in caplog.records[0].getMessage() else
+        f"{tmp_path / 'b.tar'}: no samples in it)"
+    )  # fmt: skip
+    assert len(caplog.records) == 2 and "BufferedReader" not in caplog.text
+
+
+def test_an_empty_tar_alone_ends_in_an_error_not_a_hang(tmp_path: Path):
+    _empty_tar(tmp_path / "empty.tar")  # a valid tar with no members: webdataset reports nothing at all
+    images = data.ShardImages("style", str(tmp_path / "empty.tar"), 0, 32, False, shuffle_buffer=4)
+    err = _within(20, lambda: next(images.crops(random.Random(0))))
+    assert isinstance(err, TrainingDataError) and str(err).endswith("none of the 1 yields a sample (first: " + f"{tmp_path / 'empty.tar'}: no samples in it)")
+
+
+def test_a_truncated_shard_is_read_on_its_own_and_named_once(tmp_path: Path, caplog):
+    whole = tmp_path / "whole.tar"
+    with wds.TarWriter(str(whole)) as tar:
+        for i in range(4):
+            tar.write({"__key__": f"k{i}", "jpg": _jpeg(60 + i)})
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(whole.read_bytes()[:2200])  # inside the second member's header block
+    images = data.ShardImages("content", str(cut), 0, 32, False, shuffle_buffer=1)
+    with caplog.at_level(logging.WARNING, logger="adain.data"):
+        crops = list(itertools.islice(images.crops(random.Random(0)), 6))
+    assert all(abs(c.mean().item() - 60 / 255) < 0.02 for c in crops)  # only k0 survives, over and over
+    assert [r.getMessage() for r in caplog.records] == [
+        f"content data: shard {cut} breaks off after 1 samples: unexpected end of data (ReadError)"
+    ]  # not "duplicate file name", as when its last sample merged with the next pass's first
+
+
+def test_shards_without_any_readable_image_are_an_error_after_one_line_each(tmp_path: Path, monkeypatch, caplog):
+    for name in ("a", "b"):
+        with wds.TarWriter(str(tmp_path / f"{name}.tar")) as tar:
+            for i in range(3):
+                tar.write({"__key__": f"{name}{i}", "jpg": b"garbage"})
+    monkeypatch.setattr(data, "MAX_FAILURES_IN_A_ROW", 12)
+    pattern = str(tmp_path / "{a,b}.tar")
+    images = data.ShardImages("content", pattern, load_size=0, crop_size=32, flip=False, shuffle_buffer=1)
+    with caplog.at_level(logging.WARNING, logger="adain.data"), pytest.raises(TrainingDataError) as raised:
         next(images.crops(random.Random(0)))
+    assert str(raised.value).startswith(f"content shards {pattern!r}: 12 unreadable samples in a row from 2 shards, none readable")
+    assert sorted(r.getMessage().split(", the first:")[0] for r in caplog.records) == [
+        f"content data: skipping unreadable samples in shard {tmp_path / name}.tar" for name in "ab"
+    ]
 
 
 def test_missing_shards_and_impossible_sizes_are_refused(shards, tmp_path: Path):

@@ -5,7 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from adain.imageio import ImageError, load_image, open_image, save_image
+from adain.errors import ImageError
+from adain.imageio import load_image, open_image, save_image
 from conftest import make_image
 
 

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from adain.ops import EPS, adain, blend_targets, mean_std, normalise_weights, resize_mask
+from adain.ops import EPS, adain, blend_targets, mean_std, resize_mask
+from adain.options import normalise_weights
 
 
 def feats(seed: int, shape=(2, 8, 12, 10), scale=1.0, shift=0.0) -> torch.Tensor:

@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader
 
 from adain import training
 from adain.checkpoint import DecoderFileError, load_decoder
-from adain.encoder import DEFAULT_VGG, VGG19Encoder
+from adain.encoder import VGG19Encoder
+from adain.options import DEFAULT_VGG
 from adain.imageio import load_image
 from adain.training import AdaINTraining, AtomicCheckpointIO
 from adain.transfer import StyleTransfer
@@ -182,6 +183,43 @@ def test_sigterm_saves_last_ckpt_before_exiting(shard_args, tmp_path):
     checkpoint = read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] >= 1 and checkpoint["optimizer_states"]
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["last.ckpt"]  # what the README promises, no more
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_sigterm_stops_a_run_whose_data_loader_is_stuck(shard_args, tmp_path, workers):
+    started = tmp_path / "loader-started"
+    proc = start_train(
+        [*SMOKE, "--data.content_shards", f"pipe:touch {started}; exec sleep 60 2>/dev/null", "--data.style_shards", shard_args[3],
+         "--data.num_workers", workers, "--sigterm.grace_seconds", "2", "--trainer.default_root_dir", str(tmp_path)]
+    )  # fmt: skip
+    wait_for(started, proc)  # the loader waits for a shard that never comes (sleep keeps no pipe of ours)
+    proc.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == train.EXIT_SIGTERM and time.monotonic() - sent < 10, err[-4000:]
+    assert err.strip().splitlines()[-1] == (
+        "stopped by SIGTERM: no training step ended within 2 s of it (a stuck data loader?); "
+        "last.ckpt, if any, has the last finished step"
+    )
+    assert "Traceback" not in err
+
+
+def test_an_empty_shard_ends_the_run_with_one_line_per_shard_and_an_error(shard_args, tmp_path, capsys, caplog, quick_vgg):
+    (tmp_path / "empty.tar").write_bytes(b"")
+    with caplog.at_level(logging.WARNING, logger="adain.data"):
+        rc = train.main([*SMOKE, "--data.content_shards", str(tmp_path / "empty.tar"), "--data.style_shards", shard_args[3],
+                         "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
+    assert rc == 1
+    assert [r.getMessage() for r in caplog.records if r.name == "adain.data"] == [
+        f"content data: skipping shard {tmp_path / 'empty.tar'}: empty file (ReadError)"
+    ]
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: content shards {str(tmp_path / 'empty.tar')!r}: none of the 1 yields a sample "
+        f"(first: {tmp_path / 'empty.tar'}: empty file (ReadError))"
+    )
 
 
 def test_after_sigkill_the_run_resumes_from_last_ckpt_at_its_step(shard_args, tmp_path, quick_vgg):

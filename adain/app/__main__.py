@@ -16,23 +16,19 @@ from collections.abc import Sequence
 import uvicorn
 
 from adain.cli import finite_float, one_line, run_main
-from adain.encoder import DEFAULT_VGG, VGG_HELP
-from adain.transfer import PRECISIONS, StyleTransfer
+from adain.options import add_model_options, add_version
 
-from .server import create_app
-from .stylist import Limits, Stylist
+from .limits import Limits
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line contract (see README, "Web app and HTTP API")."""
     d = Limits()
     p = argparse.ArgumentParser(prog="python -m adain.app", description="Serve the style-transfer page and HTTP API.")
-    p.add_argument("--decoder", metavar="FILE", help="decoder file (default: the bundled one); as for infer.py")
-    p.add_argument("--vgg", default=DEFAULT_VGG, metavar="SRC", help=VGG_HELP)
+    add_version(p)
+    add_model_options(p, "decoder file (default: the bundled one); as for infer.py")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="default 8000")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS)
     p.add_argument("--max-upload-mb", type=finite_float, default=d.max_request_bytes / 2**20, metavar="MB",
                    help=f"largest request body, all uploads together (default {d.max_request_bytes / 2**20:g})")  # fmt: skip
     p.add_argument("--max-pixels", type=int, default=d.max_work_pixels, metavar="N",
@@ -59,6 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot listen on {args.host}:{args.port} ({err.strerror or err})", file=sys.stderr)
         return 1
     with listener:
+        from adain.transfer import StyleTransfer  # here, after the checks: torch takes seconds to import
+
+        from .server import create_app
+        from .stylist import Stylist
+
         try:
             model = StyleTransfer.load(args.decoder, args.vgg, args.device, args.precision)
         except (ValueError, OSError) as err:  # no/bad decoder file, bad --vgg, unavailable device

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from PIL import ImageOps
 
-from adain.imageio import IMAGE_EXTENSIONS, encode_image, open_image
+from adain.imageio import encode_image, open_image
+from adain.options import IMAGE_EXTENSIONS
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
 KINDS = ("content", "style")

