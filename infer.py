@@ -199,7 +199,7 @@ class AdaINRenderer:
 
         self.args = args
         self.model = StyleTransfer.load(args.decoder, args.vgg, args.device, args.precision)
-        self.mask = None if args.mask is None else load_image(args.mask).rgb.mean(dim=1, keepdim=True)
+        self.mask = None if args.mask is None else load_image(args.mask, crop=args.crop).rgb.mean(dim=1, keepdim=True)
         self._codes: dict[Path, StyleCode | ImageError] = {}
 
     def style_image(self, path: Path) -> LoadedImage:

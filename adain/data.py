@@ -64,7 +64,7 @@ def _is_local(url: str) -> bool:
 def random_crop(data: bytes, load_size: int, crop_size: int, flip: bool, rng: random.Random, name: str = "sample") -> Tensor:
     """Decode an image, resize its shorter side to ``load_size`` (0: keep it, but at least
     ``crop_size``), cut a random ``crop_size`` square and maybe flip it: 3×S×S in [0, 1]."""
-    img = open_image(data, name=name)
+    img = open_image(data, name=name, short_side=load_size)
     side = load_size or (crop_size if min(img.size) < crop_size else 0)
     rgb = prepare_image(img, side, max_pixels=MAX_INPUT_PIXELS, name=name).rgb[0]
     height, width = rgb.shape[-2:]

@@ -2,13 +2,19 @@
 
 Reading applies the EXIF orientation, accepts any Pillow colour mode (greyscale, palette,
 CMYK, 16-bit, with or without alpha) and turns every failure into :class:`ImageError`
-with a one-line reason. Writing goes to a temporary file that is renamed into place, so a
-failed or interrupted write never leaves a partial file under the final name.
+with a one-line reason. Memory follows the working size, not the file's: a JPEG is decoded at
+a reduced scale where that still leaves twice the working size (``Image.draft``), and an image
+is shrunk in Pillow, in its own bit depth, before it becomes floats, so a 9000×9000 file read at
+512 px never exists as a float array at full size. Images under ``MIN_SIDE`` pixels are refused.
+
+Writing goes to a temporary file that is renamed into place, so a failed or interrupted write
+never leaves a partial file under the final name.
 """
 
 from __future__ import annotations
 
 import io
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -26,6 +32,11 @@ from .options import OUTPUT_FORMATS
 ALPHA_FORMATS = {"PNG", "WEBP"}
 MAX_INPUT_PIXELS = 100_000_000  # larger files are refused before decoding (decompression bombs)
 MAX_WORK_PIXELS = 16_000_000  # largest image stylised, after resizing (≈ 4000×4000)
+MIN_SIDE = 8  # a smaller image holds no picture to stylise: refused, not silently enlarged
+# A JPEG is decoded at a reduced DCT scale only down to this many times the working size, so the
+# resize after it still sees enough pixels (the result differs from a full decode by a few levels
+# at most, tests/test_imageio.py).
+DRAFT_MARGIN = 2
 
 
 @dataclass
@@ -50,10 +61,15 @@ def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
 
 
 def open_image(
-    source: str | os.PathLike | bytes, name: str | os.PathLike | None = None, max_pixels: int = MAX_INPUT_PIXELS
+    source: str | os.PathLike | bytes,
+    name: str | os.PathLike | None = None,
+    max_pixels: int = MAX_INPUT_PIXELS,
+    short_side: int = 0,
 ) -> Image.Image:
     """Open, fully decode and orient an image file, or a file's bytes in memory (an upload; ``name``
-    is what messages call it); raise :class:`ImageError` on any problem."""
+    is what messages call it); raise :class:`ImageError` on any problem. With ``short_side``
+    (the working size it will be resized to), a JPEG is decoded at the smallest DCT scale that
+    keeps ``DRAFT_MARGIN`` times that."""
     in_memory = isinstance(source, bytes)
     path = None if in_memory else Path(source)
     name = name if name is not None else ("image" if in_memory else path)
@@ -67,6 +83,9 @@ def open_image(
             with Image.open(io.BytesIO(source) if in_memory else path) as img:
                 if img.width * img.height > max_pixels:
                     raise ImageError(name, f"too large ({img.width}×{img.height} pixels; limit {max_pixels:,})")
+                scale = DRAFT_MARGIN * short_side / min(img.size)
+                if img.format == "JPEG" and 0 < scale < 1:
+                    img.draft(img.mode, (math.ceil(img.width * scale), math.ceil(img.height * scale)))
                 img.load()
                 return ImageOps.exif_transpose(img)
     except ImageError:
@@ -83,6 +102,25 @@ def open_image(
         raise ImageError(name, f"corrupt or truncated image ({err})") from None
 
 
+def has_alpha(img: Image.Image) -> bool:
+    """Whether the image carries transparency (an alpha band or a transparent palette entry)."""
+    return img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+
+
+def shrink(img: Image.Image, width: int, height: int) -> Image.Image:
+    """``img`` made smaller to ``width``×``height`` in Pillow, in its own bit depth, or as it is
+    if that is no smaller. Pillow's bicubic resampling is the filter that torch's antialiased
+    bicubic reproduces, so this matches resizing the float image to within a few levels, without
+    a float copy of the whole file. Palette and 1-bit images (which Pillow resamples only by
+    nearest neighbour) and a transparent colour key (which resampling would miss) become RGB(A)
+    first, as :func:`split_alpha` would make them."""
+    if width >= img.width or height >= img.height:
+        return img
+    if img.mode in ("P", "PA", "1") or (has_alpha(img) and img.mode not in ("RGBA", "LA")):
+        img = img.convert("RGBA" if has_alpha(img) else "RGB")
+    return img.resize((width, height), Image.Resampling.BICUBIC)
+
+
 def split_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     """Float RGB (H×W×3) and alpha (H×W) arrays in [0, 1] from any Pillow mode."""
     alpha = None
@@ -91,8 +129,7 @@ def split_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
         top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
         grey = np.clip(arr / top, 0.0, 1.0).astype(np.float32)
         return np.repeat(grey[..., None], 3, axis=2), None
-    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
-    if has_alpha:
+    if has_alpha(img):
         rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
         rgb, alpha = rgba[..., :3], rgba[..., 3]
     else:
@@ -105,7 +142,7 @@ def load_image(
 ) -> LoadedImage:
     """Read an image, resize its shorter side to ``short_side`` (0 keeps it) and optionally
     centre-crop it to a square."""
-    return prepare_image(open_image(path), short_side, crop, max_pixels, name=path)
+    return prepare_image(open_image(path, short_side=short_side), short_side, crop, max_pixels, name=path)
 
 
 def prepare_image(
@@ -116,17 +153,19 @@ def prepare_image(
     name: str | os.PathLike = "image",
 ) -> LoadedImage:
     """A decoded Pillow image → :class:`LoadedImage`, resized (antialiased) and checked for size."""
+    if min(img.size) < MIN_SIDE:
+        raise ImageError(name, f"too small ({img.width}×{img.height} pixels; the shorter side must be at least {MIN_SIDE})")
     width, height = target_size(img.width, img.height, short_side)
     side = min(width, height)
     if (side * side if crop else width * height) > max_pixels:
         raise ImageError(name, f"too large to stylise at {width}×{height} pixels (limit {max_pixels:,}); lower the size")
     try:
-        rgb, alpha = split_alpha(img)
+        rgb, alpha = split_alpha(shrink(img, width, height))
     except (ValueError, OSError) as err:
         raise ImageError(name, f"unsupported colour mode {img.mode} ({err})") from None
     rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
     alpha_t = None if alpha is None else torch.from_numpy(np.ascontiguousarray(alpha))[None, None]
-    if (width, height) != (img.width, img.height):
+    if (height, width) != rgb_t.shape[-2:]:
         rgb_t = resize(rgb_t, (height, width))
         alpha_t = None if alpha_t is None else resize(alpha_t, (height, width))
     if crop:

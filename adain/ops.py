@@ -83,6 +83,20 @@ def blend_targets(
     return alpha * target + (1 - alpha) * content
 
 
+MASK_ASPECT_TOLERANCE = 0.02  # resizing and rounding change an aspect ratio by far less
+
+
+def check_mask_shape(mask_size: Sequence[int], content_size: Sequence[int]) -> None:
+    """ValueError unless a mask of ``mask_size`` (height, width) has the content's aspect ratio:
+    a mask is resized to the content, and one of another shape would be stretched silently."""
+    (mh, mw), (ch, cw) = mask_size, content_size
+    if abs((mw / mh) / (cw / ch) - 1) > MASK_ASPECT_TOLERANCE:
+        raise ValueError(
+            f"the mask is {mw}×{mh} px and the content {cw}×{ch} px: their aspect ratios differ "
+            f"({mw / mh:.2f} against {cw / ch:.2f}); give a mask shaped like the content"
+        )
+
+
 def resize_mask(mask: Tensor, size: Sequence[int]) -> Tensor:
     """A binary N×1×h×w mask at ``size``: area-averaged, then thresholded at 0.5."""
     resized = torch.nn.functional.interpolate(mask.float(), size=tuple(size), mode="area")

@@ -1,4 +1,5 @@
-"""Process-wide CPU settings that make inference faster: the memory allocator.
+"""Process-wide CPU settings that make inference faster: the memory allocator, and giving its
+kept memory back when a long-lived process (the app) goes idle.
 
 PyTorch's CPU tensors come from ``malloc``. glibc serves large blocks (a 512×512×64 activation
 is 64 MiB) with fresh ``mmap`` pages and returns them to the system on ``free``, so every
@@ -34,3 +35,14 @@ def keep_freed_memory() -> bool:
             return False
         _applied = bool(mallopt(_M_MMAP_THRESHOLD, _THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _THRESHOLD))
     return _applied
+
+
+def release_freed_memory() -> bool:
+    """Give the heap's free memory back to the system now (glibc ``malloc_trim``): what
+    :func:`keep_freed_memory` keeps for speed while busy, returned when idle. Returns whether
+    any was released; ``False`` where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

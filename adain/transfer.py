@@ -24,7 +24,7 @@ from .checkpoint import load_decoder
 from .decoder import Decoder
 from .encoder import VGG19Encoder
 from .imageio import pil_to_tensor, resize, tensor_to_pil
-from .ops import blend_targets, mean_std
+from .ops import blend_targets, check_mask_shape, mean_std
 from .options import DEFAULT_VGG
 from .runtime import keep_freed_memory
 
@@ -161,6 +161,7 @@ class StyleTransfer(nn.Module):
         ph, pw = max(MIN_SIDE, -(-h // 8) * 8), max(MIN_SIDE, -(-w // 8) * 8)
         x = F.pad(content, (0, pw - w, 0, ph - h), mode="replicate") if (ph, pw) != (h, w) else content
         if mask is not None:
+            check_mask_shape(mask.shape[-2:], (h, w))
             mask = F.interpolate(mask.to(self.device).float(), size=(h, w), mode="bilinear", align_corners=False)
             mask = F.pad(mask, (0, pw - w, 0, ph - h), mode="replicate")
         with self._autocast():

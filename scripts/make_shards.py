@@ -82,7 +82,7 @@ def encode(path: Path, root: Path, short_side: int, upscale: bool, quality: int)
     """Read, orient, resize and JPEG-encode one image; never raises for a bad file."""
     source = path.relative_to(root).as_posix()
     try:
-        img = open_image(path)
+        img = open_image(path, short_side=short_side)
         side = short_side if upscale or min(img.size) > short_side else 0
         rgb = prepare_image(img, side, max_pixels=MAX_INPUT_PIXELS, name=path).rgb
     except ImageError as err:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import math
+import re
 import threading
+from pathlib import Path
 
 import httpx2 as httpx
 import numpy as np
@@ -14,12 +17,14 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
+import adain.app.stylist as stylist_module
 from adain.app import Limits, Stylist, create_app
 from adain.app.gallery import THUMBNAIL_SIDE, Gallery
 from adain.decoder import Decoder
 from adain.imageio import open_image, prepare_image, tensor_to_pil
 from adain.transfer import StyleTransfer
 
+ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"content_size": "40", "style_size": "48"}  # tiny images keep each request well under a second
 
 
@@ -146,14 +151,19 @@ def test_alpha_channel_and_mask(served):
     rgba.save(buf, format="PNG")
     out = decoded(post(client, [("content", ("c.png", buf.getvalue()))], style_example="munch_the_scream"))
     assert out.mode == "RGBA" and out.getchannel("A").getextrema() == (90, 90)
-    mask = Image.new("L", (40, 40), 0)
-    mask.paste(255, (0, 0, 20, 40))
+    mask = Image.new("L", (96, 80), 0)  # the content's shape (48×40), at another size
+    mask.paste(255, (0, 0, 48, 80))
     mbuf = io.BytesIO()
     mask.save(mbuf, format="PNG")
     files = [("content", ("c.png", png(seed=6))), ("mask", ("m.png", mbuf.getvalue()))]
     masked = post(client, files, style_example=["munch_the_scream", "hokusai_great_wave"])
     assert masked.status_code == 200
     assert_error(post(client, files, style_example="munch_the_scream"), 422, "mask needs exactly two styles")
+    square = io.BytesIO()
+    mask.crop((0, 0, 80, 80)).save(square, format="PNG")
+    files = [("content", ("c.png", png(seed=6))), ("mask", ("m.png", square.getvalue()))]
+    assert_error(post(client, files, style_example=["munch_the_scream", "hokusai_great_wave"]), 422,
+                 "the mask is 40×40 px and the content 48×40 px: their aspect ratios differ (1.00 against 1.20)")  # fmt: skip
 
 
 def test_content_example_and_crop(served):
@@ -320,6 +330,8 @@ def test_a_full_queue_answers_503_at_once_and_recovers(model, gallery):
     stylist, app = make_app(model, gallery, max_queue=2)
     form = {**SMALL, "content_example": "chelsea", "style_example": "munch_the_scream"}
 
+    stylist.render_seconds = 7.3  # as if recent renders took that long
+
     async def scenario():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=60) as client:
             async with stylist.turn:  # the model is busy: requests queue up behind it
@@ -335,10 +347,40 @@ def test_a_full_queue_answers_503_at_once_and_recovers(model, gallery):
     refused, answered, later = asyncio.run(scenario())
     assert len(refused) == 3
     for r in refused:
-        assert_error(r, 503, "server is busy")
-        assert r.headers["retry-after"] == "1"
+        assert_error(r, 503, "server is busy (2 requests queued); try again in 8 s")
+        assert r.headers["retry-after"] == "8"  # one render, rounded up
     assert sorted(r.status_code for r in answered) == [200, 200, 503, 503, 503]
     assert later.status_code == 200 and stylist.pending == 0
+    measured = [float(r.headers["x-render-seconds"]) for r in [*answered, later] if r.status_code == 200]
+    expected = 7.3
+    for seconds in measured:  # in the order they finished, which is arrival order
+        expected = 0.8 * expected + 0.2 * seconds
+    assert stylist.render_seconds == pytest.approx(expected, abs=3e-3)
+    assert stylist.retry_after() == max(1, math.ceil(expected))
+
+
+def test_memory_is_given_back_once_the_server_has_been_idle_for_a_while(model, gallery, monkeypatch):
+    stylist, app = make_app(model, gallery, release_after_idle_s=0.3)
+    pending_at_release = []
+    monkeypatch.setattr(stylist_module, "release_freed_memory", lambda: pending_at_release.append(stylist.pending))
+    form = {**SMALL, "content_example": "chelsea", "style_example": "munch_the_scream"}
+
+    async def bursts():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=60) as client:
+            async with stylist.turn:  # three queue before the first is rendered
+                tasks = [asyncio.create_task(client.post("/api/stylize", data=form)) for _ in range(3)]
+                while stylist.pending < 3:
+                    await asyncio.sleep(0.01)
+            answers = await asyncio.gather(*tasks)
+            answers.append(await client.post("/api/stylize", data=form))  # within the idle time: no release yet
+            released_early = list(pending_at_release)
+            await asyncio.sleep(1.0)
+            return answers, released_early
+
+    answers, released_early = asyncio.run(bursts())
+    assert [r.status_code for r in answers] == [200] * 4
+    assert released_early == []  # requests back to back keep the memory (and the speed)
+    assert pending_at_release == [0]  # once, after the last request, when idle
 
 
 def test_page_and_docs_are_served_from_memory_only(served):
@@ -372,3 +414,16 @@ def test_running_out_of_accelerator_memory_is_a_503_and_the_server_goes_on(model
     too_big = post(client, content_example="chelsea", style_example="munch_the_scream", content_size="200")
     assert_error(too_big, 503, "out of accelerator memory", "lower content_size")
     assert post(client, content_example="chelsea", style_example="munch_the_scream").status_code == 200
+
+
+def test_the_default_pixel_limit_keeps_the_pages_usual_sizes_and_refuses_a_2048_square_original(served):
+    sizes = [int(s) for s in re.findall(r'<option value="(\d+)"', (ROOT / "adain/app/static/index.html").read_text())]
+    limit = Limits().max_work_pixels
+    offered = [s for s in sizes if s and s * round(s * 16 / 9) <= limit]  # what app.js keeps for this limit
+    assert offered == [256, 384, 512, 768]
+    _, client = served
+    upload = io.BytesIO()
+    Image.new("RGB", (2048, 2048), (120, 80, 40)).save(upload, format="PNG")
+    r = post(client, files={"content": ("big.png", upload.getvalue(), "image/png")}, style_example="munch_the_scream",
+             content_size="0")  # fmt: skip
+    assert_error(r, 422, "content image: too large to stylise at 2048×2048 pixels (limit 1,048,576); lower the size")

@@ -141,6 +141,8 @@ def test_upload_move_alpha_see_new_result_and_download(page, server: str, tmp_pa
     page.goto(server)
     page.wait_for_selector("#result[data-seq]")  # the page stylises its default example on load
     assert page.locator("#style-gallery .tile").count() == 9
+    sizes = page.eval_on_selector_all("#size option", "options => options.map((o) => o.value)")
+    assert sizes == ["256", "384", "512", "768", "0"]  # 1024 px at 16:9 is over the default --max-pixels
     page.select_option("#size", "0")  # original size: the upload below is small
     page.set_input_files("#content-file", str(tiny_png(tmp_path / "photo.png")))
     first = page.wait_for_function(

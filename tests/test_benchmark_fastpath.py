@@ -1,6 +1,9 @@
 """The optimised inference path computes the same function as the plain reference network."""
 
 import platform
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +15,8 @@ from adain.decoder import Decoder, upsample_conv
 from adain.runtime import keep_freed_memory
 from adain.transfer import StyleTransfer
 from reference_layouts import adain_decoder, adain_vgg
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def rand(*shape, seed=0):
@@ -66,3 +71,28 @@ def test_plain_reference_matches_style_transfer_for_both_layouts(tmp_path, encod
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the setting is glibc's")
 def test_allocator_setting_is_accepted():
     assert keep_freed_memory() and keep_freed_memory()  # idempotent
+
+
+KEEP_THEN_RELEASE = """
+import torch
+from adain.runtime import keep_freed_memory, release_freed_memory
+
+def rss_mb():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:")) / 1024
+
+keep_freed_memory()
+start = rss_mb()
+block = torch.ones(200 * 2**20 // 4)  # 200 MB, touched
+del block
+kept = rss_mb() - start
+released = release_freed_memory()
+print(kept, rss_mb() - start, released)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the setting is glibc's")
+def test_memory_kept_for_speed_is_given_back_on_release():
+    proc = subprocess.run([sys.executable, "-c", KEEP_THEN_RELEASE], capture_output=True, text=True, cwd=ROOT)
+    kept, after, released = proc.stdout.split()
+    assert float(kept) > 150 and released == "True"  # freed, yet kept by the allocator
+    assert float(after) < 50  # back to the system

@@ -68,13 +68,20 @@ def test_style_weights_blend_into_one_output(tmp_path, images, decoder_file):
     assert files(out) == ["cat_stylized_wave+stars.jpg"]
 
 
-def test_mask_with_two_styles(tmp_path, images, decoder_file):
+def test_mask_with_two_styles(tmp_path, images, decoder_file, capsys):
     mask = tmp_path / "mask.png"
-    Image.fromarray(np.tile(np.arange(64, dtype=np.uint8) * 4, (64, 1))).save(mask)
+    Image.fromarray(np.tile(np.arange(96, dtype=np.uint8) * 2, (80, 1))).save(mask)  # the content's 48×40 shape
     target = tmp_path / "masked.png"
     args = ["--content", images["c1"], "--style", images["s1"], images["s2"], "--mask", mask, "--output", target]
     assert run(args, decoder_file, "--alpha", "0.7", "--preserve-color") == 0
     assert Image.open(target).size == (38, 32)
+    assert run([*args[:-1], tmp_path / "cropped.png"], decoder_file, "--crop") == 0  # the mask is cropped too
+    assert Image.open(tmp_path / "cropped.png").size == (32, 32)
+
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(mask)  # square: it would be stretched
+    assert run([*args[:-1], tmp_path / "stretched.png"], decoder_file) == 1
+    assert "error: the mask is 64×64 px and the content 38×32 px: their aspect ratios differ" in capsys.readouterr().err
+    assert not (tmp_path / "stretched.png").exists()
 
 
 def test_alpha_channel_and_odd_modes(tmp_path, decoder_file):
@@ -88,13 +95,15 @@ def test_alpha_channel_and_odd_modes(tmp_path, decoder_file):
     assert all(Image.open(p).size == (30, 20) for p in out.iterdir())
 
 
-def test_tiny_content_keeps_its_size(tmp_path, decoder_file):
-    content = make_image(tmp_path / "dot.png", (1, 1))
-    style = make_image(tmp_path / "s.png", (2, 3))
-    target = tmp_path / "dot_out.png"
-    assert infer.main(["--content", str(content), "--style", str(style), "--output", str(target),
-                       "--decoder", str(decoder_file), "--content-size", "0", "--style-size", "0"]) == 0  # fmt: skip
-    assert Image.open(target).size == (1, 1)
+def test_a_tiny_image_is_refused_not_enlarged_and_a_small_one_keeps_its_size(tmp_path, decoder_file, capsys):
+    dot = make_image(tmp_path / "in/dot.png", (1, 1))
+    small = make_image(tmp_path / "in/small.png", (8, 9))
+    style = make_image(tmp_path / "s.png", (8, 8))
+    assert infer.main(["--content", str(dot), str(small), "--style", str(style), "--output-dir", str(tmp_path / "out"),
+                       "--decoder", str(decoder_file), "--content-size", "0", "--style-size", "0"]) == 1  # fmt: skip
+    assert f"error: {dot}: too small (1×1 pixels; the shorter side must be at least 8)" in capsys.readouterr().err
+    assert files(tmp_path / "out") == ["small_stylized_s.png"]
+    assert Image.open(tmp_path / "out/small_stylized_s.png").size == (8, 9)
 
 
 def test_bad_inputs_are_reported_and_the_rest_are_done(tmp_path, images, decoder_file, capsys):

@@ -1,4 +1,6 @@
-"""Image reading (modes, orientation, failures) and atomic writing."""
+"""Image reading (modes, orientation, failures, large files) and atomic writing."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -6,6 +8,7 @@ import torch
 from PIL import Image
 
 from adain.errors import ImageError
+from adain import imageio
 from adain.imageio import load_image, open_image, save_image
 from conftest import make_image
 
@@ -21,7 +24,7 @@ def test_colour_modes_load_as_rgb(tmp_path, mode):
 
 
 def test_sixteen_bit_keeps_its_range(tmp_path):
-    arr = np.full((6, 8), 65535 // 2, dtype=np.uint16)
+    arr = np.full((8, 10), 65535 // 2, dtype=np.uint16)
     Image.fromarray(arr).save(tmp_path / "g16.png")
     rgb = load_image(tmp_path / "g16.png").rgb
     torch.testing.assert_close(rgb, torch.full_like(rgb, 0.5), atol=1e-3, rtol=0)
@@ -50,7 +53,9 @@ def test_resize_shorter_side_and_crop(tmp_path):
     assert load_image(path, 10).size == (10, 20)
     assert load_image(path, 10, crop=True).size == (10, 10)
     assert load_image(path, 0).size == (20, 40)
-    assert load_image(make_image(tmp_path / "t.png", (1, 1)), 16).size == (16, 16)
+    assert load_image(make_image(tmp_path / "t.png", (8, 8)), 16).size == (16, 16)
+    with pytest.raises(ImageError, match=r"too small \(7×1 pixels; the shorter side must be at least 8\)"):
+        load_image(make_image(tmp_path / "line.png", (7, 1)), 512)  # never enlarged 512 times without a word
 
 
 def write_truncated(path):
@@ -108,3 +113,66 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
         save_image(torch.rand(3, 4, 4), target)
     assert target.read_bytes() == b"previous"
     assert [p.name for p in tmp_path.iterdir()] == ["out.png"]
+
+
+# -- large files: shrunk before they become floats ---------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def float_resized(img: Image.Image, short_side: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The reference: the whole image as floats, resized in torch (antialiased bicubic)."""
+    rgb, alpha = imageio.split_alpha(img)
+    width, height = imageio.target_size(img.width, img.height, short_side)
+    rgb_t = imageio.resize(torch.from_numpy(rgb).permute(2, 0, 1)[None], (height, width))
+    return rgb_t, None if alpha is None else imageio.resize(torch.from_numpy(alpha)[None, None], (height, width))
+
+
+def detailed_photo(scale: int) -> Image.Image:
+    """A real photo enlarged ``scale`` times with Lanczos (sharp edges, some ringing)."""
+    photo = Image.open(ROOT / "examples/content/chelsea.jpg").convert("RGB")
+    return photo.resize((photo.width * scale, photo.height * scale), Image.Resampling.LANCZOS)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA", "P", "PA", "I;16", "CMYK"])
+def test_a_large_image_is_shrunk_in_pillow_within_a_few_levels_of_the_float_resize(mode):
+    img = detailed_photo(6)  # 2706×1800
+    if mode in ("RGBA", "LA", "PA"):
+        img = img.convert("RGBA")
+        img.putalpha(img.convert("L").point(lambda v: 255 - v // 2))  # alpha varies with the content
+    img = img.convert(mode) if mode != "I;16" else img.convert("L").point(lambda v: v * 257, "I").convert("I;16")
+    for short_side in (64, 256, 511):
+        reference, reference_alpha = float_resized(img, short_side)
+        got = imageio.prepare_image(img, short_side)
+        levels = (got.rgb - reference).abs() * 255
+        # Pillow weights colours by alpha when it resamples (no dark fringes), the float reference
+        # does not: images with alpha differ a little more where the alpha varies.
+        mean_limit = 1.0 if reference_alpha is not None else 0.5
+        assert got.rgb.shape == reference.shape
+        assert levels.mean() < mean_limit and levels.max() <= 12, (short_side, levels.mean(), levels.max())
+        if reference_alpha is not None:
+            assert (got.alpha - reference_alpha).abs().mean() * 255 < 0.5
+
+
+def test_the_float_conversion_sees_the_working_size_not_the_files(monkeypatch):
+    seen = []
+    split = imageio.split_alpha
+    monkeypatch.setattr(imageio, "split_alpha", lambda img: seen.append(img.size) or split(img))
+    big = Image.new("RGB", (6000, 4000), (30, 60, 90))
+    assert imageio.prepare_image(big, 512).size == (512, 768)
+    assert seen == [(768, 512)]
+    imageio.prepare_image(Image.new("RGB", (30, 20)), 512)  # enlarging happens in floats, from the small image
+    assert seen[-1] == (30, 20)
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_that_keeps_twice_the_working_size(tmp_path):
+    path = tmp_path / "big.jpg"
+    detailed_photo(9).save(path, quality=95)  # 4059×2700
+    assert open_image(path).size == (4059, 2700)
+    assert open_image(path, short_side=512).size == (2030, 1350)  # 1/2: 1/4 would be under 2×512
+    assert open_image(path, short_side=256).size == (1015, 675)  # 1/4
+    assert open_image(path, short_side=2000).size == (4059, 2700)
+    full = imageio.prepare_image(open_image(path), 256)
+    drafted = load_image(path, 256)
+    levels = (drafted.rgb - full.rgb).abs() * 255
+    assert levels.mean() < 0.5 and levels.max() <= 6, (levels.mean(), levels.max())

@@ -11,6 +11,12 @@ class Limits:
 
     max_request_bytes: int = 25 * 2**20  # one request's whole body (all uploads together)
     max_input_pixels: int = 40_000_000  # an uploaded image, before resizing (decoded, so checked first)
-    max_work_pixels: int = 2048 * 2048  # an image after resizing to content_size/style_size
+    # An image after resizing to content_size/style_size. One megapixel keeps the largest request
+    # at about 13 s and 1.5 GB on a 2-core CPU (README, "Limits"); the page then offers sizes up to
+    # 768 px. A GPU server raises it with --max-pixels.
+    max_work_pixels: int = 1024 * 1024
     max_queue: int = 8  # requests waiting for or in the model; more are refused with 503
     style_cache: int = 64  # encoded styles kept (each is 2×512 floats)
+    # After this long without requests the server gives back the memory its allocator keeps for
+    # speed (adain.runtime): a burst stays fast, an idle server stays small.
+    release_after_idle_s: float = 10.0

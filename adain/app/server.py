@@ -201,7 +201,7 @@ def create_app(stylist: Stylist, gallery: Gallery | None = None) -> FastAPI:
         except ValueError as err:  # includes ImageError (one line naming the image) and UnknownExample
             raise HTTPException(422, one_line(err)) from None
         except QueueFull as err:
-            raise HTTPException(503, str(err), headers={"Retry-After": "1"}) from None
+            raise HTTPException(503, str(err), headers={"Retry-After": str(err.retry_after)}) from None
         except ClientGone as err:
             raise HTTPException(CLIENT_CLOSED, str(err)) from None
         except torch.cuda.OutOfMemoryError:

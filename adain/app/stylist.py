@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from adain import color
 from adain.imageio import LoadedImage, encode_image, open_image, prepare_image
 from adain.options import normalise_weights
+from adain.runtime import release_freed_memory
 from adain.transfer import StyleCode, StyleTransfer
 
 from .limits import Limits
@@ -84,7 +86,11 @@ class Rendered:
 
 
 class QueueFull(RuntimeError):
-    """Too many requests are already waiting; the client should retry later."""
+    """Too many requests are already waiting; the client should retry in ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class ClientGone(RuntimeError):
@@ -102,19 +108,39 @@ class Stylist:
         self.pending = 0  # requests waiting for or holding the model
         self.cache_hits = 0
         self.cache_misses = 0
+        self.render_seconds: float | None = None  # recent renders' mean (exponential, weight 0.2 for the latest)
+        self._release: asyncio.TimerHandle | None = None  # the pending give-back of memory, once idle
 
     async def submit(self, job: Job, disconnected: Callable[[], Awaitable[bool]]) -> Rendered:
         """Queue ``job``; render it when its turn comes unless the client has gone by then."""
         if self.pending >= self.limits.max_queue:
-            raise QueueFull(f"the server is busy ({self.pending} requests queued); try again shortly")
+            retry_after = self.retry_after()
+            raise QueueFull(f"the server is busy ({self.pending} requests queued); try again in {retry_after} s", retry_after)
+        if self._release is not None:
+            self._release.cancel()
         self.pending += 1
         try:
             async with self.turn:
                 if await disconnected():
                     raise ClientGone("the client closed the request before its turn")
-                return await run_in_threadpool(self.render, job)
+                rendered = await run_in_threadpool(self.render, job)
         finally:
             self.pending -= 1
+            if self.pending == 0:
+                loop = asyncio.get_running_loop()
+                self._release = loop.call_later(self.limits.release_after_idle_s, self._release_if_idle, loop)
+        latest = rendered.seconds
+        self.render_seconds = latest if self.render_seconds is None else 0.8 * self.render_seconds + 0.2 * latest
+        return rendered
+
+    def _release_if_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Give the allocator's kept memory back if no request came meanwhile (off the event loop)."""
+        if self.pending == 0:
+            loop.run_in_executor(None, release_freed_memory)
+
+    def retry_after(self) -> int:
+        """Seconds until a place in the queue is likely to be free: one render, as recently measured."""
+        return max(1, math.ceil(self.render_seconds or 1.0))
 
     def render(self, job: Job) -> Rendered:
         """Stylise ``job`` now, in this thread (callers serialise: see :meth:`submit`)."""
@@ -160,5 +186,5 @@ class Stylist:
         return len(self._codes)
 
     def _load(self, source: ImageSource, short_side: int, crop: bool) -> LoadedImage:
-        image = open_image(source.data, source.label, self.limits.max_input_pixels)
+        image = open_image(source.data, source.label, self.limits.max_input_pixels, short_side)
         return prepare_image(image, short_side, crop, self.limits.max_work_pixels, source.label)

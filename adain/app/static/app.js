@@ -259,6 +259,11 @@ async function start() {
     state.device = health.device;
     state.maxStyles = health.limits.max_styles;
     if (health.device === "cpu") $("size").value = "384"; // smaller, so a CPU answers sooner
+    // Offer only the sizes this server stylises for photos up to 16:9 (its --max-pixels).
+    for (const option of [...$("size").options]) {
+      const side = Number(option.value);
+      if (side && side * Math.round((side * 16) / 9) > health.limits.max_work_pixels) option.remove();
+    }
     const withThumbs = (list) => list.map((ex) => ({ ...ex, thumb: ex.thumbnail }));
     state.examples = { content: withThumbs(examples.content), style: withThumbs(examples.style) };
   } catch (err) {
