@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from tqdm import tqdm
 
-from adain.cli import finite_float, one_line, run_main
-from adain.errors import ImageError
+from adain.commandline import finite_float, run_main
+from adain.errors import ImageError, one_line
 from adain.options import IMAGE_EXTENSIONS, OUTPUT_FORMATS, add_model_options, add_version, normalise_weights
 from gatys.config import DEFAULTS as GATYS, INITS, OPTIMIZERS
 
@@ -194,12 +194,13 @@ class AdaINRenderer:
     """Renders jobs with the fast AdaIN model, encoding each style once."""
 
     def __init__(self, args: argparse.Namespace):
+        from adain.functional import mask_from_rgb
         from adain.imageio import load_image
         from adain.transfer import StyleTransfer
 
         self.args = args
         self.model = StyleTransfer.load(args.decoder, args.vgg, args.device, args.precision)
-        self.mask = None if args.mask is None else load_image(args.mask, crop=args.crop).rgb.mean(dim=1, keepdim=True)
+        self.mask = None if args.mask is None else mask_from_rgb(load_image(args.mask, crop=args.crop).rgb)
         self._codes: dict[Path, StyleCode | ImageError] = {}
 
     def style_image(self, path: Path) -> LoadedImage:
@@ -222,8 +223,9 @@ class GatysRenderer:
     """Renders jobs with the Gatys optimisation, reading each style image once."""
 
     def __init__(self, args: argparse.Namespace):
+        from adain.device import resolve_device
         from adain.encoder import VGG19Encoder
-        from adain.transfer import StyleTransfer, resolve_device
+        from adain.transfer import StyleTransfer
 
         self.args = args
         device = resolve_device(args.device)

@@ -20,7 +20,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from adain.cli import one_line, run_main
+from adain.commandline import run_main
+from adain.errors import one_line
 
 EXIT_SIGTERM = 143  # 128 + SIGTERM: stopped on request after saving last.ckpt (scripts/slurm_train.sh requeues)
 EXIT_USAGE = 2  # an impossible setting, as argparse's

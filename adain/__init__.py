@@ -10,8 +10,8 @@ _EXPORTS = {
     "StyleCode": "transfer",
     "StyleTransfer": "transfer",
     "VGG19Encoder": "encoder",
-    "adain": "ops",
-    "mean_std": "ops",
+    "adain": "functional",
+    "mean_std": "functional",
 }
 __all__ = ["Decoder", "LAYERS", "StyleCode", "StyleTransfer", "VGG19Encoder", "adain", "mean_std"]  # = _EXPORTS' keys
 __getattr__ = lazy_exports(__name__, _EXPORTS)
@@ -19,5 +19,5 @@ __getattr__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:
     from .decoder import Decoder
     from .encoder import LAYERS, VGG19Encoder
-    from .ops import adain, mean_std
+    from .functional import adain, mean_std
     from .transfer import StyleCode, StyleTransfer

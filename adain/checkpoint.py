@@ -19,7 +19,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from .atomicfile import atomic_path
-from .cli import one_line
+from .errors import one_line
 from .decoder import ARCH, Decoder
 
 FORMAT = "adain-decoder"

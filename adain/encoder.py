@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .cli import one_line
+from .errors import one_line
 from .normalisation import SCALES_FILE, ScalesError, fold_scales, load_scales
 from .options import DEFAULT_VGG, VGG_SOURCES
 

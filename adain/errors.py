@@ -1,4 +1,5 @@
-"""Errors that every tool reports on one line, importable without torch."""
+"""Errors that every tool reports on one line, and how any exception becomes one line;
+importable without torch."""
 
 from __future__ import annotations
 
@@ -10,3 +11,12 @@ class ImageError(ValueError):
 
     def __init__(self, path: str | os.PathLike, reason: str):
         super().__init__(f"{path}: {reason}")
+
+
+def one_line(err: BaseException, last: bool = False) -> str:
+    """An exception as one line: its first non-blank line, or with ``last`` its last one
+    (a data-loader worker's or a library's wrapped error ends with the real reason)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    return lines[-1] if last else lines[0]

@@ -1,5 +1,5 @@
 """Package attributes imported on first use (PEP 562), so that importing a light submodule
-(``adain.options``, ``adain.cli``) does not import torch through the package ``__init__``."""
+(``adain.options``, ``adain.errors``) does not import torch through the package ``__init__``."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ from .decoder import ARCH, Decoder
 from .encoder import VGG19Encoder
 from .imageio import save_image
 from .losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, style_losses
-from .ops import adain
+from .functional import adain
 from .options import DEFAULT_VGG
 
 log = logging.getLogger(__name__)
@@ -264,7 +264,8 @@ class SigtermDeadline(L.Callback):
         """Install the handler before Lightning installs its own, which then calls this one too."""
         if threading.current_thread() is threading.main_thread():
             self._active, self._deadline, self._pid = True, None, os.getpid()
-            self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+            previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+            self._previous = signal.SIG_DFL if previous is None else previous  # None: set outside Python
 
     def _on_sigterm(self, signum: int, frame: FrameType | None) -> None:
         if os.getpid() != self._pid:  # a data-loading worker inherited the handler: its main process decides

@@ -22,14 +22,14 @@ from torch import Tensor, nn
 from . import color
 from .checkpoint import load_decoder
 from .decoder import Decoder
+from .device import DTYPES, check_precision, resolve_device
 from .encoder import VGG19Encoder
 from .imageio import pil_to_tensor, resize, tensor_to_pil
-from .ops import blend_targets, check_mask_shape, mean_std
+from .functional import blend_targets, check_mask_shape, mask_from_rgb, mean_std
 from .options import DEFAULT_VGG
-from .runtime import keep_freed_memory
+from .allocator import keep_freed_memory
 
 DEFAULT_DECODER = Path(__file__).resolve().parent.parent / "checkpoints" / "decoder.safetensors"
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}  # by options.PRECISIONS
 MIN_SIDE = 16  # smallest padded input: relu4_1 is then 2×2, enough for the decoder's reflection padding
 ImageLike = Union[Image.Image, Tensor]
 
@@ -47,28 +47,6 @@ class StyleCode:
 
     mean: Tensor
     std: Tensor
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` → CUDA if available, else MPS, else CPU; anything else as given (checked)."""
-    if str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("CUDA was requested but is not available on this machine")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("MPS was requested but is not available on this machine")
-    return device
-
-
-def check_precision(precision: str, device: torch.device) -> None:
-    """ValueError for fp16 on the CPU: there are no fast kernels for it there, and it hangs."""
-    if device.type == "cpu" and precision == "fp16":
-        raise ValueError("fp16 has no fast kernels on the CPU; use --precision bf16 or fp32 there")
 
 
 class StyleTransfer(nn.Module):
@@ -93,7 +71,7 @@ class StyleTransfer(nn.Module):
         """Build from a decoder file (``None``: the bundled one) and a VGG19 weight source.
 
         On the CPU this also makes the process keep freed memory for reuse
-        (:func:`adain.runtime.keep_freed_memory`), which speeds up every large tensor.
+        (:func:`adain.allocator.keep_freed_memory`), which speeds up every large tensor.
         """
         path = Path(decoder) if decoder is not None else DEFAULT_DECODER
         if decoder is None and not path.is_file():
@@ -238,7 +216,7 @@ def _as_batch(image: ImageLike) -> Tensor:
 def _as_mask(mask: ImageLike) -> Tensor:
     """PIL image or H×W / 1×H×W / N×1×H×W tensor → N×1×H×W float mask in [0, 1]."""
     if isinstance(mask, Image.Image):
-        return pil_to_tensor(mask.convert("L")).rgb[:, :1]
+        return mask_from_rgb(pil_to_tensor(mask).rgb)
     mask = mask.float()
     while mask.dim() < 4:
         mask = mask[None]

@@ -35,8 +35,9 @@ from adain import color
 from adain.encoder import LAYER_INDEX, LAYERS, VGG19Encoder
 from adain.imageio import pil_to_tensor, resize
 from adain.options import normalise_weights
-from adain.runtime import keep_freed_memory
-from adain.transfer import StyleTransfer, resolve_device
+from adain.allocator import keep_freed_memory
+from adain.device import resolve_device
+from adain.transfer import StyleTransfer
 
 from .config import DEFAULTS, INITS, OPTIMIZERS
 from .objective import GatysObjective

@@ -5,7 +5,7 @@
 
 Speed as in the AdaIN paper's Table 1 (seconds per image at each size, with and without style
 encoding, batch 1, plus a batched AdaIN row) against a plain fp32 eager PyTorch reference of
-the same network, measured in the same run; quality as the three losses of :mod:`adain.metrics`
+the same network, measured in the same run; quality as the three losses of :mod:`compare.metrics`
 for AdaIN, Gatys and the identity (output = content). Writes benchmark.md, benchmark.json and
 grid.jpg (content | style | AdaIN | Gatys) to ``--out``. Pair i is content i and style i, each
 list cycled, so different folder sizes still give varied pairs.
@@ -21,16 +21,18 @@ from pathlib import Path
 
 import torch
 
-from adain import benchmark_report, metrics, transfer
-from adain.benchmark import Setup, device_name, run
-from adain.cli import one_line, run_main
+from adain import transfer
+from compare import metrics, report
+from compare.benchmark import Setup, device_name, run
+from adain.commandline import run_main
+from adain.errors import one_line
 from adain.checkpoint import load_decoder, read_metadata
 from adain.decoder import Decoder
 from adain.encoder import VGG19Encoder
 from adain.errors import ImageError
 from adain.imageio import open_image
 from adain.options import IMAGE_EXTENSIONS, add_model_options
-from adain.transfer import check_precision, resolve_device
+from adain.device import check_precision, resolve_device
 
 METHODS = ("adain", "gatys")
 RANDOM = "random"  # --decoder value: an untrained decoder (speed does not depend on the weights)
@@ -160,11 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()[0]
         results = run(setup, encoder, decoder)
         meta["load_average"] = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
-        written = benchmark_report.write(args.out, meta, results)
+        written = report.write(args.out, meta, results)
     except (ValueError, OSError) as err:  # bad images, weights, devices: one line, no traceback
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
-    print(benchmark_report.markdown(meta, results))
+    print(report.markdown(meta, results))
     print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     if meta["skipped"]:
         count = len(meta["skipped"])

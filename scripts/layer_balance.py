@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from adain.cli import run_main
+from adain.commandline import run_main
 from adain.imageio import load_image
 from adain.options import IMAGE_EXTENSIONS
 from adain.losses import STYLE_LAYERS, style_losses

@@ -29,7 +29,7 @@ from pathlib import Path
 import webdataset as wds
 
 from adain.atomicfile import atomic_path, temp_beside
-from adain.cli import run_main
+from adain.commandline import run_main
 from adain.errors import ImageError
 from adain.imageio import MAX_INPUT_PIXELS, encode_image, open_image, prepare_image
 from adain.options import IMAGE_EXTENSIONS

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from adain.app.limits import Limits  # noqa: E402
 from adain.checkpoint import save_decoder  # noqa: E402
-from adain.cli import run_main  # noqa: E402
+from adain.commandline import run_main  # noqa: E402
 from adain.decoder import Decoder  # noqa: E402
 from adain.encoder import VGG19Encoder  # noqa: E402
 

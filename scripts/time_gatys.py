@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from adain.benchmark import device_name, sync
-from adain.cli import run_main
+from compare.benchmark import device_name, sync
+from adain.commandline import run_main
 from adain.encoder import VGG19Encoder
 from adain.imageio import load_image
-from adain.transfer import resolve_device
+from adain.device import resolve_device
 from gatys import DEFAULTS, stylize
 
 ROOT = Path(__file__).resolve().parent.parent

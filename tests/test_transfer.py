@@ -60,6 +60,12 @@ def test_weights_and_mask_reach_the_targets(st):
     torch.testing.assert_close(black, st.stylize(content, s2), atol=1e-5, rtol=1e-5)
 
 
+def test_a_pil_mask_is_read_as_the_command_line_and_the_app_read_it(st):
+    content, s1, s2 = rand(1, 3, 32, 32), rand(1, 3, 32, 32, seed=4), rand(1, 3, 32, 32, seed=5) * 0.2
+    green = Image.new("RGB", (32, 32), (0, 255, 0))  # channel mean 1/3: black; Pillow's luma 0.59 would say white
+    torch.testing.assert_close(st.stylize(content, [s1, s2], mask=green), st.stylize(content, [s1, s2], mask=torch.zeros(32, 32)))
+
+
 def test_bad_api_arguments(st):
     with pytest.raises(ValueError, match="alpha"):
         st.stylize(rand(3, 16, 16), rand(3, 16, 16), alpha=1.5)

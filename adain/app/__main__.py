@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 import uvicorn
 
-from adain.cli import finite_float, one_line, run_main
+from adain.commandline import finite_float, run_main
+from adain.errors import one_line
 from adain.options import add_model_options, add_version
 
 from .limits import Limits

@@ -18,5 +18,5 @@ class Limits:
     max_queue: int = 8  # requests waiting for or in the model; more are refused with 503
     style_cache: int = 64  # encoded styles kept (each is 2×512 floats)
     # After this long without requests the server gives back the memory its allocator keeps for
-    # speed (adain.runtime): a burst stays fast, an idle server stays small.
+    # speed (adain.allocator): a burst stays fast, an idle server stays small.
     release_after_idle_s: float = 10.0

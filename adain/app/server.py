@@ -16,7 +16,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from adain.cli import one_line
+from adain.errors import one_line
 
 from .assets import Asset, load_assets
 from .bodylimit import BodyLimit

@@ -21,9 +21,10 @@ import torch
 from starlette.concurrency import run_in_threadpool
 
 from adain import color
+from adain.functional import mask_from_rgb
 from adain.imageio import LoadedImage, encode_image, open_image, prepare_image
 from adain.options import normalise_weights
-from adain.runtime import release_freed_memory
+from adain.allocator import release_freed_memory
 from adain.transfer import StyleCode, StyleTransfer
 
 from .limits import Limits
@@ -154,7 +155,7 @@ class Stylist:
     def _render(self, job: Job) -> Rendered:
         start = time.perf_counter()
         content = self._load(job.content, job.content_size, job.crop)
-        mask = None if job.mask is None else self._load(job.mask, job.content_size, job.crop).rgb.mean(1, keepdim=True)
+        mask = None if job.mask is None else mask_from_rgb(self._load(job.mask, job.content_size, job.crop).rgb)
         if job.preserve_color:  # the style is recoloured per content, so there is no reusable code
             styles = [self._load(s, job.style_size, job.crop).rgb for s in job.styles]
             out = self.model.stylize(content.rgb, styles, job.alpha, job.style_weights, mask, job.preserve_color)

@@ -1,8 +1,8 @@
-"""What the command-line entry points share: errors as one line, and a quiet Ctrl-C.
+"""What the command-line entry points share: finite float flags, and a quiet Ctrl-C.
 
-``infer.py``, ``train.py`` and the scripts print ``error: <one line>`` and exit non-zero on bad
-input instead of a traceback; an interrupt exits 130 (128 + SIGINT) with one word. The library's
-own messages that quote another error use :func:`one_line` too.
+``infer.py``, ``train.py`` and the scripts print ``error: <one line>`` (:func:`adain.errors.one_line`)
+and exit non-zero on bad input instead of a traceback; an interrupt exits 130 (128 + SIGINT)
+with one word.
 """
 
 from __future__ import annotations
@@ -14,15 +14,6 @@ from collections.abc import Callable
 from typing import NoReturn
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
-
-
-def one_line(err: BaseException, last: bool = False) -> str:
-    """An exception as one line: its first non-blank line, or with ``last`` its last one
-    (a data-loader worker's or a library's wrapped error ends with the real reason)."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    if not lines:
-        return type(err).__name__
-    return lines[-1] if last else lines[0]
 
 
 def finite_float(text: str) -> float:

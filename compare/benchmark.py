@@ -22,12 +22,12 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import metrics
-from .decoder import Decoder
-from .encoder import LAYER_INDEX, VGG19Encoder
-from .imageio import load_image
-from .ops import mean_std
-from .runtime import keep_freed_memory
-from .transfer import StyleTransfer
+from adain.decoder import Decoder
+from adain.encoder import LAYER_INDEX, VGG19Encoder
+from adain.imageio import load_image
+from adain.functional import mean_std
+from adain.allocator import keep_freed_memory
+from adain.transfer import StyleTransfer
 
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
@@ -238,7 +238,7 @@ def measure_gatys(
 def measure_quality(
     encoder: VGG19Encoder, method: str, outputs: Sequence[Tensor], contents: Sequence[Tensor], styles: Sequence[Tensor]
 ) -> QualityRow:
-    """The mean of the three :mod:`adain.metrics` losses over the pairs."""
+    """The mean of the three :mod:`compare.metrics` losses over the pairs."""
     scores = [metrics.quality(encoder, o, c, s) for o, c, s in zip(outputs, contents, styles)]
     mean = {name: statistics.mean(getattr(q, name) for q in scores) for name in metrics.METRICS}
     return QualityRow(method, contents[0].shape[-1], **mean)
@@ -261,7 +261,7 @@ class Setup:
 
 def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, SizeResult]:
     """Measure every size: the plain reference first (default allocator), then, after
-    :func:`~adain.runtime.keep_freed_memory` on the CPU as :meth:`StyleTransfer.load` does,
+    :func:`~adain.allocator.keep_freed_memory` on the CPU as :meth:`StyleTransfer.load` does,
     our AdaIN, Gatys, and the quality of each method's outputs (with the identity baseline), on
     the fixed :func:`metrics.evaluation_encoder` whatever ``encoder`` the model uses."""
     device = setup.device

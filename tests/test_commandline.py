@@ -1,4 +1,4 @@
-"""adain.cli and the packages: the one-line error and Ctrl-C handling every entry point shares, lazy exports."""
+"""adain.commandline, adain.errors and the packages: one-line errors, Ctrl-C handling, lazy exports."""
 
 import importlib
 import subprocess
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adain.cli import EXIT_INTERRUPTED, one_line, run_main
+from adain.commandline import EXIT_INTERRUPTED, run_main
+from adain.errors import one_line
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -83,6 +83,12 @@ def blend_targets(
     return alpha * target + (1 - alpha) * content
 
 
+def mask_from_rgb(rgb: Tensor) -> Tensor:
+    """An N×1×H×W mask from an N×3×H×W image in [0, 1]: the mean of its channels (white → 1,
+    black → 0). The one conversion of every path (Python API, command line, app)."""
+    return rgb.mean(dim=1, keepdim=True)
+
+
 MASK_ASPECT_TOLERANCE = 0.02  # resizing and rounding change an aspect ratio by far less
 
 

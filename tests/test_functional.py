@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from adain.ops import EPS, adain, blend_targets, mean_std, resize_mask
+from adain.functional import EPS, adain, blend_targets, mean_std, resize_mask
 from adain.options import normalise_weights
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 from torchvision.utils import make_grid
 
-from .atomicfile import atomic_path
+from adain.atomicfile import atomic_path
 from .benchmark import QualityRow, SizeResult, SpeedRow
-from .imageio import resize, save_image
+from adain.imageio import resize, save_image
 
 SPEED_COLUMNS = {
     "method": "method",

@@ -1,0 +1,1 @@
+"""What compares the two methods, above both: quality metrics and the speed/quality benchmark."""
