@@ -19,8 +19,8 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from .atomicfile import atomic_path
-from .errors import one_line
 from .decoder import ARCH, Decoder
+from .errors import one_line
 
 FORMAT = "adain-decoder"
 # Conv positions in pytorch-AdaIN's decoder Sequential (with explicit ReflectionPad2d layers).

@@ -33,9 +33,9 @@ from .atomicfile import atomic_path
 from .checkpoint import FORMAT, DecoderFileError, load_decoder, save_decoder
 from .decoder import ARCH, Decoder
 from .encoder import VGG19Encoder
+from .functional import adain
 from .imageio import save_image
 from .losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, style_losses
-from .functional import adain
 from .options import DEFAULT_VGG
 
 log = logging.getLogger(__name__)

@@ -20,16 +20,17 @@ from PIL import Image
 from torch import Tensor, nn
 
 from . import color
+from .allocator import keep_freed_memory
 from .checkpoint import load_decoder
 from .decoder import Decoder
 from .device import DTYPES, check_precision, resolve_device
 from .encoder import VGG19Encoder
-from .imageio import pil_to_tensor, resize, tensor_to_pil
 from .functional import blend_targets, check_mask_shape, mask_from_rgb, mean_std
+from .imageio import pil_to_tensor, resize, tensor_to_pil
 from .options import DEFAULT_VGG
-from .allocator import keep_freed_memory
+from .shipped import shipped
 
-DEFAULT_DECODER = Path(__file__).resolve().parent.parent / "checkpoints" / "decoder.safetensors"
+DEFAULT_DECODER = shipped("checkpoints") / "decoder.safetensors"
 MIN_SIDE = 16  # smallest padded input: relu4_1 is then 2×2, enough for the decoder's reflection padding
 ImageLike = Union[Image.Image, Tensor]
 

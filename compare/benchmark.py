@@ -21,13 +21,14 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from . import metrics
+from adain.allocator import keep_freed_memory
 from adain.decoder import Decoder
 from adain.encoder import LAYER_INDEX, VGG19Encoder
-from adain.imageio import load_image
 from adain.functional import mean_std
-from adain.allocator import keep_freed_memory
+from adain.imageio import load_image
 from adain.transfer import StyleTransfer
+
+from . import metrics
 
 _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")

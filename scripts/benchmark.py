@@ -22,17 +22,16 @@ from pathlib import Path
 import torch
 
 from adain import transfer
-from compare import metrics, report
-from compare.benchmark import Setup, device_name, run
-from adain.commandline import run_main
-from adain.errors import one_line
 from adain.checkpoint import load_decoder, read_metadata
+from adain.commandline import run_main
 from adain.decoder import Decoder
+from adain.device import check_precision, resolve_device
 from adain.encoder import VGG19Encoder
-from adain.errors import ImageError
+from adain.errors import ImageError, one_line
 from adain.imageio import open_image
 from adain.options import IMAGE_EXTENSIONS, add_model_options
-from adain.device import check_precision, resolve_device
+from compare import metrics, report
+from compare.benchmark import Setup, device_name, run
 
 METHODS = ("adain", "gatys")
 RANDOM = "random"  # --decoder value: an untrained decoder (speed does not depend on the weights)

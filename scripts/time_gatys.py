@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from compare.benchmark import device_name, sync
 from adain.commandline import run_main
+from adain.device import resolve_device
 from adain.encoder import VGG19Encoder
 from adain.imageio import load_image
-from adain.device import resolve_device
+from compare.benchmark import device_name, sync
 from gatys import DEFAULTS, stylize
 
 ROOT = Path(__file__).resolve().parent.parent

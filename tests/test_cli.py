@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_image
 from PIL import Image
 
-import infer
-from conftest import make_image
+import nst.stylize as infer
 
 ROOT = Path(__file__).resolve().parent.parent
 

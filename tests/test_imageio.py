@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_image
 from PIL import Image
 
-from adain.errors import ImageError
 from adain import imageio
+from adain.errors import ImageError
 from adain.imageio import load_image, open_image, save_image
-from conftest import make_image
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "P", "CMYK", "1", "RGBA", "LA", "I;16"])

@@ -8,7 +8,6 @@ slower, and the DDP test runs two processes at once.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import logging
 import os
@@ -25,27 +24,18 @@ from safetensors import safe_open
 from test_shards import shard_set, write_images
 from torch.utils.data import DataLoader
 
+from adain import train_cli as train
 from adain import training
 from adain.checkpoint import DecoderFileError, load_decoder
 from adain.encoder import VGG19Encoder
-from adain.options import DEFAULT_VGG
 from adain.imageio import load_image
+from adain.options import DEFAULT_VGG
 from adain.training import AdaINTraining, AtomicCheckpointIO
 from adain.transfer import StyleTransfer
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ["fit", "--config", str(ROOT / "configs" / "smoke.yaml")]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def _load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"{name}.py")
-    module = sys.modules[name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train = _load_script("train")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Serve the page and the HTTP API.
+"""Serve the page and the HTTP API: ``adain-serve`` (installed) or ``python -m adain.app``.
 
     python -m adain.app [--decoder FILE] [--vgg SRC] [--host 127.0.0.1] [--port 8000] [--device auto]
 
@@ -12,6 +12,7 @@ import ipaddress
 import socket
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import uvicorn
 
@@ -94,5 +95,10 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
-if __name__ == "__main__":
+def cli() -> NoReturn:
+    """The ``adain-serve`` command."""
     run_main(main)
+
+
+if __name__ == "__main__":
+    cli()

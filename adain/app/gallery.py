@@ -1,4 +1,4 @@
-"""The bundled example photos and public-domain paintings (``examples/``), held in memory.
+"""The bundled example photos and public-domain paintings (``examples/``, shipped in the wheel), held in memory.
 
 Read once at start-up, with square thumbnails for the page's gallery. Requests pick an example
 by name, a key of this fixed table, so a request's text never becomes a path on disk.
@@ -15,8 +15,9 @@ from PIL import ImageOps
 
 from adain.imageio import encode_image, open_image
 from adain.options import IMAGE_EXTENSIONS
+from adain.shipped import shipped
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES_DIR = shipped("examples")
 KINDS = ("content", "style")
 THUMBNAIL_SIDE = 160  # px; the page shows tiles at 80 CSS px, sharp on 2× screens
 _SOURCE_ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|\s*([^|]+?)\s*\|")  # | `file.jpg` | what it is | licence |

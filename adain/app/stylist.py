@@ -21,10 +21,10 @@ import torch
 from starlette.concurrency import run_in_threadpool
 
 from adain import color
+from adain.allocator import release_freed_memory
 from adain.functional import mask_from_rgb
 from adain.imageio import LoadedImage, encode_image, open_image, prepare_image
 from adain.options import normalise_weights
-from adain.allocator import release_freed_memory
 from adain.transfer import StyleCode, StyleTransfer
 
 from .limits import Limits

@@ -1,0 +1,168 @@
+"""Train an AdaIN decoder (LightningCLI), and export decoders from its checkpoints:
+``adain-train`` (installed) or ``python train.py``.
+
+    python train.py fit --config configs/adain.yaml \\
+        --data.content_shards 'shards/coco-{000000..000082}.tar' --data.style_shards 'shards/wikiart-{000000..000079}.tar'
+    python train.py fit --config configs/adain.yaml ... --ckpt_path last          # resume
+    python train.py export runs/adain/checkpoints/last.ckpt decoder.safetensors   # decoder file for infer.py
+
+Every ``--trainer.*`` option of Lightning works (``devices``, ``num_nodes``, ``strategy ddp``,
+``precision bf16-mixed`` …); ``python train.py fit --help`` lists them all. Checkpoints go to
+``<trainer.default_root_dir>/checkpoints`` (``last.ckpt``, also written when the run is stopped
+by SIGTERM or Ctrl-C), and a finished run exports ``decoder.safetensors`` there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from adain.commandline import run_main
+from adain.errors import one_line
+
+EXIT_SIGTERM = 143  # 128 + SIGTERM: stopped on request after saving last.ckpt (scripts/slurm_train.sh requeues)
+EXIT_USAGE = 2  # an impossible setting, as argparse's
+
+
+class UsageError(ValueError):
+    """A setting that can never train (reported on one line, exit 2)."""
+
+
+def checkpoint_dir(root_dir: str | None) -> str:
+    """Where ModelCheckpoint writes: ``<default_root_dir>/checkpoints``."""
+    return os.path.join(root_dir or os.getcwd(), "checkpoints")
+
+
+def export_command(argv: Sequence[str]) -> int:
+    """``train.py export CKPT OUT``: a checkpoint's decoder as a ``.safetensors`` file."""
+    parser = argparse.ArgumentParser(prog=f"{os.path.basename(sys.argv[0])} export", description="Export a train.py checkpoint's decoder.")
+    parser.add_argument("checkpoint", help="a train.py checkpoint (.ckpt), e.g. runs/adain/checkpoints/last.ckpt")
+    parser.add_argument("output", help="decoder file to write (.safetensors), for infer.py --decoder")
+    args = parser.parse_args(argv)
+    if not args.output.endswith(".safetensors"):
+        parser.error(f"{args.output}: the output must end in .safetensors")
+    from adain.checkpoint import DecoderFileError
+    from adain.training import export_decoder
+
+    try:
+        meta = export_decoder(args.checkpoint, args.output)
+    except (DecoderFileError, OSError) as err:
+        print(f"error: {one_line(err, last=True)}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output} (step {meta.get('steps', '?')})", file=sys.stderr)
+    return 0
+
+
+def fit_command(argv: Sequence[str] | None) -> int:
+    """Lightning's own subcommands (``fit`` …) through LightningCLI; ``None`` reads ``sys.argv``."""
+    from lightning.fabric.plugins import TorchCheckpointIO
+    from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from adain.checkpoint import DecoderFileError
+    from adain.data import AdaINDataModule, TrainingDataError
+    from adain.encoder import EncoderWeightsError
+    from adain.training import AdaINTraining, AtomicCheckpointIO, ImagesPerSecond, LastCheckpoint, SigtermDeadline, StuckRunError
+
+    class AdaINCLI(LightningCLI):
+        @staticmethod
+        def subcommands() -> dict[str, set[str]]:
+            """Only ``fit``: the module has no validation, test or prediction step."""
+            return {"fit": LightningCLI.subcommands()["fit"]}
+
+        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+            parser.add_lightning_class_args(LastCheckpoint, "checkpoint")
+            parser.set_defaults(
+                {
+                    "checkpoint.every_n_train_steps": 1000,
+                    "checkpoint.save_last": True,
+                    "checkpoint.save_top_k": 0,
+                    "checkpoint.save_on_exception": True,
+                    "checkpoint.enable_version_counter": False,  # always last.ckpt, also after a resume
+                }
+            )
+            parser.link_arguments("trainer.default_root_dir", "checkpoint.dirpath", compute_fn=checkpoint_dir)
+            parser.add_lightning_class_args(ImagesPerSecond, "throughput")
+            parser.add_lightning_class_args(SigtermDeadline, "sigterm")
+
+        def _parse_ckpt_path(self) -> None:
+            """Lightning reads ``--ckpt_path``'s hyperparameters here, first of all: a file that is
+            not a checkpoint (an image, a truncated file) becomes one line, not an unpickling traceback."""
+            try:
+                super()._parse_ckpt_path()
+            except Exception as err:  # torch raises many types for a file that is not a checkpoint
+                path = self.config[self.config.subcommand].get("ckpt_path")
+                raise DecoderFileError(f"{path}: not a train.py checkpoint ({type(err).__name__})") from None
+
+        def before_instantiate_classes(self) -> None:
+            """Refuse a step count that trains nothing before anything is built."""
+            steps = self.config[self.subcommand].trainer.max_steps
+            if steps == 0 or steps < -1:
+                raise UsageError(
+                    f"--trainer.max_steps {steps} trains nothing: give a positive number of steps "
+                    "(or -1, no limit, with --trainer.max_epochs)"
+                )
+
+        def before_fit(self) -> None:
+            """Atomic checkpoint writes (unless another checkpoint plugin was chosen), and a word
+            when ``--ckpt_path last`` finds nothing to resume: the run then starts fresh."""
+            strategy = self.trainer.strategy
+            if type(strategy.checkpoint_io) is TorchCheckpointIO:
+                strategy.checkpoint_io = AtomicCheckpointIO()
+            config = self.config_init[self.subcommand]
+            folder = Path(self.trainer.checkpoint_callback.dirpath)
+            if config.get("ckpt_path") == "last" and not (folder / "last.ckpt").is_file():
+                print(f"nothing to resume in {folder}: starting fresh", file=sys.stderr)
+                config["ckpt_path"] = None
+
+    # Known, intended situations: the resampled stream has a length by design and a resumed run
+    # draws fresh samples (seeded by its start step) instead of replaying a position, no FLOP
+    # count is kept, and the frozen encoder stays in eval mode.
+    warnings.filterwarnings("ignore", message=r".*IterableDataset.*has `__len__` defined")
+    warnings.filterwarnings("ignore", message=r".*your dataloader is not resumable")
+    warnings.filterwarnings("ignore", message=r"When using the `ThroughputMonitor`")
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    try:
+        AdaINCLI(
+            AdaINTraining,
+            AdaINDataModule,
+            args=None if argv is None else list(argv),
+            save_config_kwargs={"overwrite": True},
+            parser_kwargs={"description": "Train an AdaIN decoder. Also: train.py export CKPT OUT.safetensors"},
+        )
+    except SIGTERMException:
+        print("stopped by SIGTERM; last.ckpt is saved, resume with --ckpt_path last", file=sys.stderr)
+        return EXIT_SIGTERM
+    except StuckRunError as err:
+        print(f"stopped by SIGTERM: {err}; last.ckpt, if any, has the last finished step", file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_SIGTERM)  # now: the interpreter's clean-up would wait on the stuck reader (a pipe's process …)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except (TrainingDataError, DecoderFileError, EncoderWeightsError, FloatingPointError) as err:
+        print(f"error: {one_line(err, last=True)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["export"]:
+        return export_command(args[1:])
+    return fit_command(argv)
+
+
+def cli() -> NoReturn:
+    """The ``adain-train`` command."""
+    run_main(main)
+
+
+if __name__ == "__main__":
+    cli()

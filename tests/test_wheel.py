@@ -1,0 +1,88 @@
+"""A wheel built from the repo works outside the checkout: package data (the example gallery, the
+app's files, the VGG scales) and the console scripts adain-stylize, adain-serve and adain-train.
+
+The wheel goes into a fresh virtual environment that borrows this environment's installed
+dependencies (torch …) through a path file, for speed, and runs from a folder outside the checkout.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """The ``bin`` folder of a fresh venv where only the wheel (no checkout) provides the package."""
+    root = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(root / "dist"), str(ROOT)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-3000:]
+    wheel = next((root / "dist").glob("adain_style-*.whl"))
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
+    bin_dir = root / "venv" / "bin"
+    site = subprocess.run([bin_dir / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    (Path(site) / "borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # appended: the wheel comes first
+    install = subprocess.run([bin_dir / "pip", "install", "--quiet", "--no-deps", str(wheel)], capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr[-3000:]
+    return bin_dir
+
+
+def run(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([str(bin_dir / args[0]), *args[1:]], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_the_package_comes_from_the_wheel_with_its_data(installed, tmp_path):
+    where = run(installed, "python", "-c", "import adain, adain.shipped as s; print(adain.__file__); print(s.shipped('examples'))", cwd=tmp_path)
+    module, examples = where.stdout.split()
+    assert str(installed.parent) in module and str(ROOT) not in module
+    assert Path(examples) == Path(module).parent / "examples"
+    assert sorted(p.name for p in (Path(examples) / "content").iterdir()) == sorted(p.name for p in (ROOT / "examples/content").iterdir())
+
+
+def test_adain_stylize_works_from_another_folder(installed, decoder_file, tmp_path):
+    examples = Path(run(installed, "python", "-c", "import adain.shipped as s; print(s.shipped('examples'))", cwd=tmp_path).stdout.strip())
+    proc = run(installed, "adain-stylize", "--content", str(examples / "content/chelsea.jpg"), "--style",
+               str(examples / "style/munch_the_scream.jpg"), "--decoder", str(decoder_file), "--content-size", "64",
+               "--style-size", "64", "--output", "out.png", "--quiet", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert Image.open(tmp_path / "out.png").size == (96, 64)
+    assert run(installed, "adain-stylize", "--version", cwd=tmp_path).stdout.startswith("adain-stylize ")
+
+
+def test_adain_serve_serves_the_gallery_and_adain_train_answers_help(installed, decoder_file, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(installed / "adain-serve"), "--decoder", str(decoder_file), "--port", str(port)],
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/examples/content/chelsea", timeout=5) as r:
+                    assert r.read() == (ROOT / "examples/content/chelsea.jpg").read_bytes()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read() if server.poll() else "timeout"
+                time.sleep(0.3)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            assert b'id="alpha"' in r.read()  # the page's files are package data too
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    proc = run(installed, "adain-train", "--help", cwd=tmp_path)
+    assert proc.returncode == 0 and "usage: adain-train" in proc.stdout, proc.stderr[-3000:]
