@@ -7,6 +7,7 @@ dependencies (torch …) through a path file, for speed, and runs from a folder 
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,14 +20,20 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
+PACKAGED = ("pyproject.toml", "README.md", "adain", "gatys", "compare", "nst", "examples", "checkpoints")  # what the wheel is built from
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
     """The ``bin`` folder of a fresh venv where only the wheel (no checkout) provides the package."""
     root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"  # a copy: building writes build/ and *.egg-info/ next to the sources
+    source.mkdir()
+    for name in PACKAGED:
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
+        copy(ROOT / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if (ROOT / name).is_dir() else {}))
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(root / "dist"), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(root / "dist"), str(source)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr[-3000:]
