@@ -17,21 +17,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-METHODS = ("coral", "luminance")
 _RGB_TO_YCBCR = torch.tensor(
     [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]]
 )
-
-
-def check_method(method: bool | str) -> str | None:
-    """Normalise a ``preserve_color`` argument: False/None → None, True → "coral"."""
-    if method is False or method is None:
-        return None
-    if method is True:
-        return "coral"
-    if method not in METHODS:
-        raise ValueError(f"unknown colour preservation method {method!r}; choose from {METHODS}")
-    return method
 
 
 def _sqrtm(cov: Tensor, inverse: bool = False, eps: float = 1e-5) -> Tensor:

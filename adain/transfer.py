@@ -28,6 +28,7 @@ from .encoder import VGG19Encoder
 from .functional import blend_targets, check_mask_shape, mask_from_rgb, mean_std
 from .imageio import pil_to_tensor, resize, tensor_to_pil
 from .options import DEFAULT_VGG
+from .request import check_alpha, check_preserve_color, check_styles
 from .shipped import shipped
 
 DEFAULT_DECODER = shipped("checkpoints") / "decoder.safetensors"
@@ -166,10 +167,10 @@ class StyleTransfer(nn.Module):
         black → second) needs exactly two styles; ``preserve_color``: False, True (= ``"coral"``)
         or ``"luminance"`` (see :mod:`adain.color`).
         """
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        method = color.check_method(preserve_color)
+        check_alpha(alpha)
+        method = check_preserve_color(preserve_color)
         styles = list(style_or_styles) if isinstance(style_or_styles, (list, tuple)) else [style_or_styles]
+        check_styles(len(styles), style_weights, mask is not None)
         alpha_channel = None
         if isinstance(content, Image.Image):
             loaded = pil_to_tensor(content)

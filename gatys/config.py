@@ -6,6 +6,7 @@ and the ``infer.py --method gatys`` flags take their defaults from here.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields
 
@@ -44,6 +45,25 @@ class GatysConfig:
 
 
 DEFAULTS = GatysConfig()
+
+
+def check_settings(
+    steps: int, optimizer: str, lr: float | None, init: str, save_every: int, *weights: float
+) -> float:
+    """ValueError for settings that can never work (the Python API's and the command line's one
+    check); returns the step size to use (``None``: the optimiser's default)."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose from {OPTIMIZERS}")
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose from {INITS}")
+    if steps < 0 or save_every < 0:
+        raise ValueError("steps and save_every must be >= 0")
+    if not all(math.isfinite(w) and w >= 0 for w in weights):
+        raise ValueError(f"content, style and TV weights must be finite and >= 0, got {list(weights)}")
+    lr = DEFAULTS.lr(optimizer) if lr is None else lr
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be finite and > 0, got {lr}")
+    return lr
 
 
 def load_config(path: str | os.PathLike) -> GatysConfig:

@@ -37,9 +37,10 @@ from adain.device import resolve_device
 from adain.encoder import LAYER_INDEX, LAYERS, VGG19Encoder
 from adain.imageio import pil_to_tensor, resize
 from adain.options import normalise_weights
+from adain.request import check_preserve_color
 from adain.transfer import StyleTransfer
 
-from .config import DEFAULTS, INITS, OPTIMIZERS
+from .config import DEFAULTS, INITS, OPTIMIZERS, check_settings
 from .objective import GatysObjective
 
 ImageLike = Tensor | Image.Image
@@ -96,8 +97,10 @@ def stylize(
     ``encoder`` defaults to ``adain_model``'s, else ``VGG19Encoder.load()`` (the normalised VGG19); ``device``
     (default: the encoder's, or the best available for a new one) moves it there.
     """
-    method = color.check_method(preserve_color)
-    optimizer_lr = _check(steps, optimizer, lr, init, adain_model, save_every, content_weight, style_weight, tv_weight)
+    method = check_preserve_color(preserve_color)
+    optimizer_lr = check_settings(steps, optimizer, lr, init, save_every, content_weight, style_weight, tv_weight)
+    if init == "adain" and adain_model is None:
+        raise ValueError("init='adain' needs adain_model (a StyleTransfer with a decoder)")
     weights_by_layer = _layer_weights(content_layer, style_layers, layer_weights)
     styles = list(styles) if isinstance(styles, (list, tuple)) else [styles]
     if not styles:
@@ -201,32 +204,6 @@ def make_optimizer(name: str, image: Tensor, lr: float) -> torch.optim.Optimizer
     if name == "adam":
         return torch.optim.Adam([image], lr=lr)
     raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
-
-
-def _check(
-    steps: int,
-    optimizer: str,
-    lr: float | None,
-    init: str,
-    adain_model: StyleTransfer | None,
-    save_every: int,
-    *weights: float,
-) -> float:
-    """Validate the scalar arguments; return the step size to use."""
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose from {OPTIMIZERS}")
-    if init not in INITS:
-        raise ValueError(f"unknown init {init!r}; choose from {INITS}")
-    if init == "adain" and adain_model is None:
-        raise ValueError("init='adain' needs adain_model (a StyleTransfer with a decoder)")
-    if steps < 0 or save_every < 0:
-        raise ValueError("steps and save_every must be >= 0")
-    if not all(math.isfinite(w) and w >= 0 for w in weights):
-        raise ValueError(f"content, style and TV weights must be finite and >= 0, got {list(weights)}")
-    lr = DEFAULTS.lr(optimizer) if lr is None else lr
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be finite and > 0, got {lr}")
-    return lr
 
 
 def _layer_weights(content_layer: str, style_layers: Sequence[str], weights: Sequence[float] | None) -> dict[str, float]:

@@ -24,15 +24,15 @@ from tqdm import tqdm
 
 from adain.commandline import finite_float, run_main
 from adain.errors import ImageError, one_line
-from adain.options import IMAGE_EXTENSIONS, OUTPUT_FORMATS, add_model_options, add_version, normalise_weights
+from adain.options import IMAGE_EXTENSIONS, OUTPUT_FORMATS, add_model_options, add_version
+from adain.request import ImageSource, Request
 from gatys.config import DEFAULTS as GATYS
-from gatys.config import INITS, OPTIMIZERS
+from gatys.config import INITS, OPTIMIZERS, check_settings
 
 if TYPE_CHECKING:  # the modules that import torch are imported once the arguments are checked
     from torch import Tensor
 
     from adain.imageio import LoadedImage
-    from adain.transfer import StyleCode
 
 T = TypeVar("T")
 # Flags of --method gatys only; unset (None) flags take the defaults of gatys/config.py.
@@ -84,25 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser, n_styles: int) -> None:
-    """Flag combinations that can never work: exit 2 with the usage message."""
+def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Flag combinations that can never work: exit 2 with the usage message. What a single output
+    asks for is checked where every tool checks it, in :class:`~adain.request.Request`."""
     check_method_flags(args, parser)
-    if not 0.0 <= args.alpha <= 1.0:
-        parser.error(f"--alpha must be in [0, 1], got {args.alpha}")
-    if args.content_size < 0 or args.style_size < 0:
-        parser.error("--content-size and --style-size must be >= 0")
-    if args.style_weights is not None:
-        if len(args.style_weights) != n_styles:
-            parser.error(f"--style-weights has {len(args.style_weights)} values for {n_styles} style images")
-        try:
-            normalise_weights(args.style_weights, n_styles)
-        except ValueError as err:
-            parser.error(f"--style-weights: {err}")
-    if args.mask is not None:
-        if n_styles != 2:
-            parser.error(f"--mask needs exactly two style images, got {n_styles}")
-        if args.style_weights is not None:
-            parser.error("--mask and --style-weights cannot be combined")
     if args.output is not None and args.output.suffix.lower() not in OUTPUT_FORMATS:
         parser.error(f"--output must end in one of {', '.join(sorted(OUTPUT_FORMATS))}")
 
@@ -125,10 +110,11 @@ def check_method_flags(args: argparse.Namespace, parser: argparse.ArgumentParser
     args.save_every = args.save_every or 0
     if args.decoder is not None and args.init != "adain":
         parser.error("--decoder is used by --method gatys only with --init adain")
-    if args.steps < 0 or args.save_every < 0:
-        parser.error("--steps and --save-every must be >= 0")
-    if args.lr <= 0 or min(args.content_weight, args.style_weight, args.tv_weight) < 0:
-        parser.error("--lr must be > 0 and the loss weights >= 0")
+    try:
+        check_settings(args.steps, args.optimizer, args.lr, args.init, args.save_every,
+                       args.content_weight, args.style_weight, args.tv_weight)  # fmt: skip
+    except ValueError as err:
+        parser.error(str(err))
 
 
 def expand(items: Sequence[str]) -> tuple[list[Path], list[str]]:
@@ -166,6 +152,21 @@ def plan_jobs(contents: list[Path], styles: list[Path], args: argparse.Namespace
     return jobs
 
 
+def request_for(job: Job, args: argparse.Namespace) -> Request:
+    """The request of one output; ValueError for options that can never work."""
+    return Request(
+        ImageSource.file(job.content),
+        tuple(ImageSource.file(s) for s in job.styles),
+        style_weights=None if args.style_weights is None else tuple(args.style_weights),
+        mask=None if args.mask is None else ImageSource.file(args.mask),
+        alpha=args.alpha,
+        preserve_color=args.preserve_color,
+        content_size=args.content_size,
+        style_size=args.style_size,
+        crop=args.crop,
+    )
+
+
 def output_folder_errors(jobs: list[Job]) -> list[str]:
     """Why an output folder cannot be made or written, checked before any model is loaded."""
     errors = []
@@ -178,52 +179,39 @@ def output_folder_errors(jobs: list[Job]) -> list[str]:
     return errors
 
 
-def remembered(cache: dict[Path, T | ImageError], path: Path, make: Callable[[], T]) -> T:
-    """``make()`` once per path; an :class:`ImageError` is remembered and raised again, so a bad
-    style image is read (and reported) once per output, not retried."""
-    if path not in cache:
+def remembered(cache: dict[str, T | ImageError], key: str, make: Callable[[], T]) -> T:
+    """``make()`` once per key; an :class:`ImageError` is remembered and raised again, so a bad
+    style image is read (and reported) once, not for every output."""
+    if key not in cache:
         try:
-            cache[path] = make()
+            cache[key] = make()
         except ImageError as err:
-            cache[path] = err
-    if isinstance(cache[path], ImageError):
-        raise cache[path]
-    return cache[path]
+            cache[key] = err
+    if isinstance(cache[key], ImageError):
+        raise cache[key]
+    return cache[key]
 
 
 class AdaINRenderer:
-    """Renders jobs with the fast AdaIN model, encoding each style once."""
+    """Renders requests with the fast AdaIN model, through the path the app uses too."""
 
-    def __init__(self, args: argparse.Namespace):
-        from adain.functional import mask_from_rgb
-        from adain.imageio import load_image
+    def __init__(self, args: argparse.Namespace, styles: int):
+        from adain.pipeline import StyleCodes
         from adain.transfer import StyleTransfer
 
-        self.args = args
         self.model = StyleTransfer.load(args.decoder, args.vgg, args.device, args.precision)
-        self.mask = None if args.mask is None else mask_from_rgb(load_image(args.mask, crop=args.crop).rgb)
-        self._codes: dict[Path, StyleCode | ImageError] = {}
+        self.codes = StyleCodes(capacity=max(1, styles))  # each style encoded once per run
 
-    def style_image(self, path: Path) -> LoadedImage:
-        from adain.imageio import load_image
+    def __call__(self, request: Request, job: Job) -> LoadedImage:
+        from adain.pipeline import stylise
 
-        return load_image(path, self.args.style_size, self.args.crop)
-
-    def __call__(self, content: LoadedImage, job: Job):
-        a = self.args
-        if a.preserve_color:
-            images = [self.style_image(p).rgb for p in job.styles]
-            return self.model.stylize(content.rgb, images, a.alpha, a.style_weights, self.mask, a.preserve_color)
-        codes = [
-            remembered(self._codes, p, lambda p=p: self.model.encode_style(self.style_image(p).rgb)) for p in job.styles
-        ]
-        return self.model(content.rgb, codes, a.style_weights, self.mask, a.alpha)
+        return stylise(self.model, request, self.codes)
 
 
 class GatysRenderer:
-    """Renders jobs with the Gatys optimisation, reading each style image once."""
+    """Renders requests with the Gatys optimisation, reading each style image once."""
 
-    def __init__(self, args: argparse.Namespace):
+    def __init__(self, args: argparse.Namespace, styles: int):
         from adain.device import resolve_device
         from adain.encoder import VGG19Encoder
         from adain.transfer import StyleTransfer
@@ -235,49 +223,43 @@ class GatysRenderer:
             self.encoder = self.adain_model.encoder
         else:
             self.encoder = VGG19Encoder.load(args.vgg).to(device)
-        self._styles: dict[Path, Tensor | ImageError] = {}
+        self._styles: dict[str, Tensor | ImageError] = {}
 
-    def __call__(self, content: LoadedImage, job: Job) -> Tensor:
-        from adain.imageio import load_image, save_image
+    def __call__(self, request: Request, job: Job) -> LoadedImage:
+        from adain.imageio import LoadedImage, save_image
+        from adain.pipeline import load
         from gatys import stylize
 
         a = self.args
-        styles = [remembered(self._styles, p, lambda p=p: load_image(p, a.style_size, a.crop).rgb) for p in job.styles]
+        content = load(request.content, request.content_size, request.crop)
+        styles = [
+            remembered(self._styles, s.key, lambda s=s: load(s, request.style_size, request.crop).rgb) for s in request.styles
+        ]
 
         def save_snapshot(step: int, image: Tensor) -> None:
             name = f"{job.output.stem}_step{step:0{len(str(a.steps))}d}{job.output.suffix}"
             save_image(image, job.output.with_name(name), alpha=content.alpha)
 
         result = stylize(
-            content.rgb, styles, style_weights=a.style_weights, steps=a.steps, optimizer=a.optimizer, lr=a.lr,
+            content.rgb, styles, style_weights=request.style_weights, steps=a.steps, optimizer=a.optimizer, lr=a.lr,
             content_weight=a.content_weight, style_weight=a.style_weight, tv_weight=a.tv_weight, init=a.init,
-            preserve_color=a.preserve_color, seed=a.seed, encoder=self.encoder, adain_model=self.adain_model,
+            preserve_color=request.preserve_color, seed=a.seed, encoder=self.encoder, adain_model=self.adain_model,
             save_every=a.save_every, callback=save_snapshot, progress=not a.quiet,
         )  # fmt: skip
-        return result.image
+        return LoadedImage(result.image, content.alpha)
 
 
-def run(jobs: list[Job], render: Callable, args: argparse.Namespace, inputs: set[Path]) -> int:
-    """Render and save every job; report each distinct failure on one line; return the failure count.
-
-    Jobs come content by content, so each content image is read once for all its styles.
-    """
-    from adain.imageio import load_image, save_image
+def run(jobs: list[tuple[Job, Request]], render: Callable, args: argparse.Namespace, inputs: set[Path]) -> int:
+    """Render and save every job; report each distinct failure on one line; return the failure count."""
+    from adain.imageio import save_image
 
     failures, reported = 0, set()
-    loaded: tuple[Path, LoadedImage | ImageError] | None = None
-    for job in tqdm(jobs, desc="stylising", unit="img", disable=args.quiet or len(jobs) < 2):
+    for job, request in tqdm(jobs, desc="stylising", unit="img", disable=args.quiet or len(jobs) < 2):
         try:
             if job.output.resolve() in inputs:
                 raise ImageError(job.output, "refusing to overwrite an input file")
-            if loaded is None or loaded[0] != job.content:
-                try:
-                    loaded = (job.content, load_image(job.content, args.content_size, args.crop))
-                except ImageError as err:
-                    loaded = (job.content, err)
-            if isinstance(loaded[1], ImageError):
-                raise loaded[1]
-            save_image(render(loaded[1], job), job.output, alpha=loaded[1].alpha)
+            out = render(request, job)
+            save_image(out.rgb, job.output, alpha=out.alpha)
         except (ImageError, ValueError, RuntimeError, OSError) as err:
             failures += 1
             message = one_line(err)
@@ -292,10 +274,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     contents, content_errors = expand(args.content)
     styles, style_errors = expand(args.style)
-    check_args(args, parser, len(styles))
+    check_args(args, parser)
     jobs = plan_jobs(contents, styles, args)
     if args.output is not None and len(jobs) > 1:
         parser.error(f"--output names one file but there are {len(jobs)} outputs; use --output-dir")
+    try:
+        requests = [request_for(job, args) for job in jobs]
+    except ValueError as err:
+        parser.error(str(err))
     for message in content_errors + style_errors:
         print(f"error: {message}", file=sys.stderr)
     if not jobs:  # every content or every style folder was empty: nothing to load a model for
@@ -307,12 +293,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if blocked:
         return 1
     try:
-        render = (GatysRenderer if args.method == "gatys" else AdaINRenderer)(args)
+        render = (GatysRenderer if args.method == "gatys" else AdaINRenderer)(args, len(styles))
     except (ImageError, ValueError, OSError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
     inputs = {p.resolve() for p in contents + styles + ([args.mask] if args.mask else [])}
-    failed = run(jobs, render, args, inputs)
+    failed = run(list(zip(jobs, requests)), render, args, inputs)
     skipped = len(content_errors) + len(style_errors)
     if failed or skipped:
         empty = f", {skipped} folder{'s' * (skipped != 1)} without images" if skipped else ""

@@ -178,9 +178,9 @@ def test_same_style_is_encoded_once(model, gallery):
     style = png((56, 56), seed=7)
     for seed in (8, 9):  # two photos, one painting: encoded once
         assert post(client, [("content", ("c.png", png(seed=seed))), ("style", ("s.png", style))]).status_code == 200
-    assert (stylist.cache_misses, stylist.cache_hits) == (1, 1)
+    assert (stylist.codes.misses, stylist.codes.hits) == (1, 1)
     post(client, [("content", ("c.png", png(seed=8))), ("style", ("s.png", style))], style_size="32")
-    assert stylist.cache_misses == 2  # another size is another code
+    assert stylist.codes.misses == 2  # another size is another code
     post(client, content_example="coffee", style_example="turner_shipwreck")
     health = client.get("/api/health").json()["style_cache"]
     assert health == {"entries": 2, "hits": 1, "misses": 3, "max": 2}  # bounded: the oldest was dropped
@@ -278,7 +278,7 @@ def test_oversized_bodies_are_refused_without_reading_them(model, gallery):
     assert status == 413 and read[0] == 4 < len(chunks) and "request too large" in json.loads(answer)["detail"]
     response = post(TestClient(app), [("content", ("c.png", b"\0" * 150_000))], style_example="munch_the_scream")
     assert_error(response, 413, "request too large")
-    assert stylist.cache_misses == 0  # nothing reached the model
+    assert stylist.codes.misses == 0  # nothing reached the model
 
 
 def test_a_client_gone_before_its_turn_is_not_rendered(model, gallery):
@@ -288,7 +288,7 @@ def test_a_client_gone_before_its_turn_is_not_rendered(model, gallery):
     body = request.read()
     status, answer = asgi_call(app, dict(request.headers), [body], [0])  # then receive() says "disconnected"
     assert status == 499 and "closed the request" in json.loads(answer)["detail"]
-    assert stylist.cache_misses == 0
+    assert stylist.codes.misses == 0
 
 
 def test_parallel_requests_are_served_one_at_a_time_in_full(model, gallery):

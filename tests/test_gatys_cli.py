@@ -66,13 +66,13 @@ def test_missing_decoder_for_adain_init_is_one_line(tmp_path, capsys):
 def test_unset_flags_take_the_config_defaults():
     parser = infer.build_parser()
     args = parser.parse_args(["--method", "gatys", "--content", "c.png", "--style", "s.png"])
-    infer.check_args(args, parser, 1)
+    infer.check_args(args, parser)
     assert (args.steps, args.optimizer, args.init) == (DEFAULTS.steps, DEFAULTS.optimizer, DEFAULTS.init)
     weights = ("content_weight", "style_weight", "tv_weight")
     assert [getattr(args, w) for w in weights] == [getattr(DEFAULTS, w) for w in weights]
     assert args.lr == DEFAULTS.lr(DEFAULTS.optimizer) and args.save_every == 0
     args = parser.parse_args(["--method", "gatys", "--optimizer", "adam", "--content", "c.png", "--style", "s.png"])
-    infer.check_args(args, parser, 1)
+    infer.check_args(args, parser)
     assert args.lr == DEFAULTS.lr("adam")
 
 
@@ -84,7 +84,8 @@ def test_unset_flags_take_the_config_defaults():
         (["--method", "gatys", "--precision", "fp16"], "--precision applies only to --method adain"),
         (["--method", "gatys", "--decoder", "d.safetensors"], "--decoder is used by --method gatys only with --init adain"),
         (["--method", "gatys", "--steps", "-1"], "must be >= 0"),
-        (["--method", "gatys", "--lr", "0"], "--lr must be > 0"),
+        (["--method", "gatys", "--lr", "0"], "lr must be finite and > 0, got 0.0"),
+        (["--method", "gatys", "--tv-weight", "-1"], "content, style and TV weights must be finite and >= 0"),
         (["--method", "gatys", "--lr", "nan"], "'nan' is not a finite number"),
         (["--method", "gatys", "--style-weight", "inf"], "'inf' is not a finite number"),
         (["--method", "gatys", "--optimizer", "sgd"], "invalid choice"),

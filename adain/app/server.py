@@ -17,11 +17,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from adain.errors import one_line
+from adain.request import ImageSource
 
 from .assets import Asset, load_assets
 from .bodylimit import BodyLimit
 from .gallery import KINDS, Example, Gallery
-from .stylist import MAX_STYLES, ClientGone, ImageSource, Job, QueueFull, Stylist
+from .stylist import MAX_STYLES, ClientGone, Job, QueueFull, Stylist
 
 CLIENT_CLOSED = 499  # nginx's status for "the client went away before the answer"
 IMAGE_RESPONSES = {"content": {f"image/{t}": {} for t in ("png", "jpeg", "webp")}, "description": "the image"}
@@ -101,9 +102,9 @@ def create_app(stylist: Stylist, gallery: Gallery | None = None) -> FastAPI:
             "encoder": model.encoder.identity,
             "queue": {"pending": stylist.pending, "max": limits.max_queue},
             "style_cache": {
-                "entries": stylist.cached_styles,
-                "hits": stylist.cache_hits,
-                "misses": stylist.cache_misses,
+                "entries": len(stylist.codes),
+                "hits": stylist.codes.hits,
+                "misses": stylist.codes.misses,
                 "max": limits.style_cache,
             },
             "limits": asdict(limits) | {"max_styles": MAX_STYLES},

@@ -1,0 +1,88 @@
+"""What to stylise and how: the one request type of the command line, the app and the benchmark.
+
+A :class:`Request` names the images (files or uploaded bytes) and every option of ``infer.py``;
+it is checked once, on construction, by the same functions that check the Python API's
+arguments, so every path refuses the same things with the same one-line messages. Torch-free,
+so the command line can check a request before it loads a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .options import PRESERVE_COLOR, normalise_weights
+
+
+@dataclass(frozen=True)
+class ImageSource:
+    """An image file, as its path or its bytes (an upload, a bundled example), and what messages
+    call it. A request's bytes are never used as a path."""
+
+    data: bytes | Path
+    label: str
+
+    @classmethod
+    def file(cls, path: str | os.PathLike) -> "ImageSource":
+        """A file on disk, called by its path."""
+        return cls(Path(path), str(path))
+
+    @property
+    def key(self) -> str:
+        """Identifies the image for caching its style code: the file's path, or the bytes' SHA-256."""
+        if isinstance(self.data, Path):
+            return f"file:{self.data.resolve()}"
+        return f"sha256:{hashlib.sha256(self.data).hexdigest()}"
+
+
+def check_alpha(alpha: float) -> None:
+    """ValueError unless the style strength is a number in [0, 1]."""
+    if not (math.isfinite(alpha) and 0.0 <= alpha <= 1.0):
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+
+
+def check_styles(count: int, style_weights: Sequence[float] | None, masked: bool) -> None:
+    """ValueError unless the weights fit the styles and a mask has exactly two styles, unweighted."""
+    if count < 1:
+        raise ValueError("give at least one style")
+    if style_weights is not None:
+        normalise_weights(style_weights, count)  # raises on a wrong count, sign or a non-finite weight
+    if masked and (count != 2 or style_weights is not None):
+        raise ValueError(f"a mask needs exactly two styles and no style weights, got {count} styles")
+
+
+def check_preserve_color(method: bool | str | None) -> str | None:
+    """A ``preserve_color`` argument as a method name: False/None → None, True → ``"coral"``."""
+    if method is False or method is None:
+        return None
+    if method is True:
+        return "coral"
+    if method not in PRESERVE_COLOR:
+        raise ValueError(f"unknown colour preservation method {method!r}; choose from {PRESERVE_COLOR}")
+    return method
+
+
+@dataclass(frozen=True)
+class Request:
+    """One output: a content image, its styles, and how to combine them (the options of ``infer.py``)."""
+
+    content: ImageSource
+    styles: tuple[ImageSource, ...]
+    style_weights: tuple[float, ...] | None = None
+    mask: ImageSource | None = None
+    alpha: float = 1.0
+    preserve_color: str | None = None
+    content_size: int = 512  # shorter side in px; 0 keeps the image's
+    style_size: int = 512
+    crop: bool = False  # centre-crop content, mask and styles to squares
+
+    def __post_init__(self) -> None:
+        check_alpha(self.alpha)
+        check_styles(len(self.styles), self.style_weights, self.mask is not None)
+        check_preserve_color(self.preserve_color)
+        if self.content_size < 0 or self.style_size < 0:
+            raise ValueError("content_size and style_size must be >= 0")

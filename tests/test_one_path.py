@@ -1,0 +1,77 @@
+"""One request, one result: the Python API, the command line and the HTTP API give byte-identical
+images for the same request, mask and crop included (they share adain.pipeline.stylise)."""
+
+from __future__ import annotations
+
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+import nst.stylize as infer
+from adain.app import Limits, Stylist, create_app
+from adain.app.gallery import Gallery
+from adain.checkpoint import save_decoder
+from adain.decoder import Decoder
+from adain.imageio import encode_image
+from adain.pipeline import stylise
+from adain.request import ImageSource, Request
+from adain.transfer import StyleTransfer
+
+
+@pytest.fixture(scope="module")
+def lively_decoder(tmp_path_factory, encoder):
+    """An untrained decoder whose output sits at mid-grey, so images differ visibly (a plain random
+    one gives near-black images, which would all be equal)."""
+    torch.manual_seed(0)
+    decoder = Decoder()
+    [m for m in decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1].bias.data.fill_(0.5)
+    path = tmp_path_factory.mktemp("decoder") / "lively.safetensors"
+    save_decoder(decoder, path, encoder.identity)
+    return path
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+
+    def save(name, size, mode="RGB"):
+        shape = (size[1], size[0], 3)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).convert(mode).save(tmp_path / name)
+        return tmp_path / name
+
+    mask = np.zeros((48, 64), np.uint8)
+    mask[:, :20] = 255  # the left third: cropping keeps some of it, squashing would move it
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    return {"content": save("photo.png", (64, 48)), "styles": [save("a.png", (40, 40)), save("b.jpg", (50, 36))],
+            "mask": tmp_path / "mask.png"}  # fmt: skip
+
+
+def test_the_api_the_command_line_and_http_give_the_same_bytes(files, lively_decoder, tmp_path, monkeypatch):
+    options = {"alpha": 0.7, "content_size": 40, "style_size": 32, "crop": True}
+    model = StyleTransfer.load(lively_decoder)
+    request = Request(
+        ImageSource.file(files["content"]), tuple(ImageSource.file(s) for s in files["styles"]),
+        mask=ImageSource.file(files["mask"]), **options,
+    )  # fmt: skip
+    out = stylise(model, request)
+    api = encode_image(out.rgb, "PNG", out.alpha)
+    assert out.rgb.shape == (1, 3, 40, 40) and out.rgb.std() > 0.005  # cropped, and not a flat image
+
+    target = tmp_path / "cli.png"
+    assert infer.main(["--content", str(files["content"]), "--style", *map(str, files["styles"]), "--mask", str(files["mask"]),
+                       "--alpha", "0.7", "--content-size", "40", "--style-size", "32", "--crop", "--decoder", str(lively_decoder),
+                       "--output", str(target), "--quiet"]) == 0  # fmt: skip
+    assert target.read_bytes() == api
+
+    client = TestClient(create_app(Stylist(model, Limits()), Gallery.load()))
+    upload = [("content", ("photo.png", files["content"].read_bytes())), ("mask", ("mask.png", files["mask"].read_bytes()))]
+    upload += [("style", (p.name, p.read_bytes())) for p in files["styles"]]
+    answer = client.post("/api/stylize", files=upload, data={k: str(v).lower() for k, v in options.items()})
+    assert answer.status_code == 200, answer.text
+    assert answer.content == api
+
+    squashed = Request(request.content, request.styles, mask=request.mask, **{**options, "crop": False})
+    assert encode_image(stylise(model, squashed).rgb, "PNG") != api  # the crop reaches the mask too
