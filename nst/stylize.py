@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
+import yaml
 from tqdm import tqdm
 
 from adain.commandline import finite_float, run_main
@@ -27,7 +28,7 @@ from adain.errors import ImageError, one_line
 from adain.options import IMAGE_EXTENSIONS, OUTPUT_FORMATS, add_model_options, add_version
 from adain.request import ImageSource, Request
 from gatys.config import DEFAULTS as GATYS
-from gatys.config import INITS, OPTIMIZERS, check_settings
+from gatys.config import INITS, OPTIMIZERS, check_settings, load_config
 
 if TYPE_CHECKING:  # the modules that import torch are imported once the arguments are checked
     from torch import Tensor
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # the modules that import torch are imported once the argumen
 
 T = TypeVar("T")
 # Flags of --method gatys only; unset (None) flags take the defaults of gatys/config.py.
-GATYS_FLAGS = ("steps", "optimizer", "lr", "content_weight", "style_weight", "tv_weight", "init", "save_every", "seed")
+GATYS_FLAGS = ("config", "steps", "optimizer", "lr", "content_weight", "style_weight", "tv_weight", "init", "save_every", "seed")
 
 
 @dataclass
@@ -70,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", action="store_true", help="centre-crop content and style to squares")
     add_model_options(p, "decoder file (.safetensors, train.py .ckpt, pytorch-AdaIN decoder.pth; default: the bundled one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    g = p.add_argument_group("Gatys optimisation (--method gatys; defaults from gatys/config.py = configs/gatys.yaml)")
+    g = p.add_argument_group("Gatys optimisation (--method gatys; defaults from --config, else gatys/config.py = configs/gatys.yaml)")
+    g.add_argument("--config", type=Path, metavar="YAML", help="Gatys settings, as in configs/gatys.yaml (layers too); flags override it")
     lrs = ", ".join(f"{v:g} for {k}" for k, v in GATYS.learning_rates.items())
     g.add_argument("--steps", type=int, metavar="N", help=f"optimisation steps (default {GATYS.steps})")
     g.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {GATYS.optimizer}")
@@ -103,10 +105,14 @@ def check_method_flags(args: argparse.Namespace, parser: argparse.ArgumentParser
     adain_flags = [flag for flag, given in adain_only.items() if given]
     if adain_flags:
         parser.error(f"{adain_flags[0]} applies only to --method adain")
+    try:
+        args.gatys = GATYS if args.config is None else load_config(args.config)
+    except (OSError, ValueError, TypeError, yaml.YAMLError) as err:
+        parser.error(f"--config {args.config}: {one_line(err)}")
     for name in ("steps", "optimizer", "content_weight", "style_weight", "tv_weight", "init"):
         if getattr(args, name) is None:
-            setattr(args, name, getattr(GATYS, name))
-    args.lr = GATYS.lr(args.optimizer) if args.lr is None else args.lr
+            setattr(args, name, getattr(args.gatys, name))
+    args.lr = args.gatys.lr(args.optimizer) if args.lr is None else args.lr
     args.save_every = args.save_every or 0
     if args.decoder is not None and args.init != "adain":
         parser.error("--decoder is used by --method gatys only with --init adain")
@@ -243,6 +249,7 @@ class GatysRenderer:
         result = stylize(
             content.rgb, styles, style_weights=request.style_weights, steps=a.steps, optimizer=a.optimizer, lr=a.lr,
             content_weight=a.content_weight, style_weight=a.style_weight, tv_weight=a.tv_weight, init=a.init,
+            content_layer=a.gatys.content_layer, style_layers=a.gatys.style_layers, layer_weights=a.gatys.layer_weights,
             preserve_color=request.preserve_color, seed=a.seed, encoder=self.encoder, adain_model=self.adain_model,
             save_every=a.save_every, callback=save_snapshot, progress=not a.quiet,
         )  # fmt: skip

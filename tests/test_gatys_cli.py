@@ -10,7 +10,7 @@ from conftest import make_image
 from PIL import Image
 
 import nst.stylize as infer
-from gatys import DEFAULTS
+from gatys import DEFAULTS, optimize
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--content-size", "32", "--style-size", "32", "--quiet", "--device", "cpu"]
@@ -95,3 +95,46 @@ def test_impossible_flags_exit_2(flags, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         infer.main(["--content", "c.png", "--style", "s.png", *flags])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_config_file_sets_the_defaults_layers_included_and_flags_override_it(tmp_path, monkeypatch):
+    config = tmp_path / "mine.yaml"
+    config.write_text("steps: 3\nstyle_weight: 123.0\ncontent_layer: relu3_1\nstyle_layers: [relu1_1, relu2_1]\n")
+    parser = infer.build_parser()
+    args = parser.parse_args(["--method", "gatys", "--config", str(config), "--steps", "1", "--content", "c.png", "--style", "s.png"])
+    infer.check_args(args, parser)
+    assert (args.steps, args.style_weight, args.optimizer) == (1, 123.0, DEFAULTS.optimizer)  # the flag wins
+    assert (args.gatys.content_layer, args.gatys.style_layers) == ("relu3_1", ("relu1_1", "relu2_1"))
+
+    seen = {}
+
+    def recording(*images, **settings):
+        seen.update(settings)
+        return optimize.stylize(*images, **settings)
+
+    monkeypatch.setattr("gatys.stylize", recording)
+    content, style = make_image(tmp_path / "c.png", (40, 32)), make_image(tmp_path / "s.png", seed=1)
+    assert gatys("--config", str(config), "--content", str(content), "--style", str(style), "--output", str(tmp_path / "o.png")) == 0
+    assert (seen["steps"], seen["style_weight"], seen["content_layer"], seen["style_layers"]) == (3, 123.0, "relu3_1", ("relu1_1", "relu2_1"))
+    assert (tmp_path / "o.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("stepz: 3\n", "unknown Gatys settings ['stepz']"), (None, "No such file"), ("steps: [\n", "--config")],
+    ids=["unknown-key", "missing", "not-yaml"],
+)
+def test_a_bad_config_file_exits_2_with_one_line(tmp_path, capsys, text, message):
+    config = tmp_path / "bad.yaml"
+    if text is not None:
+        config.write_text(text)
+    with pytest.raises(SystemExit) as exit_info:
+        infer.main(["--method", "gatys", "--config", str(config), "--content", "c.png", "--style", "s.png"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and message in err and "Traceback" not in err
+
+
+def test_config_applies_only_to_gatys(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        infer.main(["--config", "configs/gatys.yaml", "--content", "c.png", "--style", "s.png"])
+    assert exit_info.value.code == 2 and "--config applies only to --method gatys" in capsys.readouterr().err
