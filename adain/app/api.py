@@ -1,0 +1,177 @@
+"""The HTTP API under ``/api``: health, the bundled examples, and stylising.
+
+The routes find the server's :class:`~adain.app.stylist.Stylist` and
+:class:`~adain.app.gallery.Gallery` on ``request.app.state`` (set by :func:`adain.app.server.create_app`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Literal
+
+import torch
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from adain.errors import one_line
+from adain.request import ImageSource
+
+from .gallery import KINDS, Example
+from .stylist import MAX_STYLES, ClientGone, Job, QueueFull
+
+router = APIRouter(prefix="/api")
+
+CLIENT_CLOSED = 499  # nginx's status for "the client went away before the answer"
+IMAGE_RESPONSES = {"content": {f"image/{t}": {} for t in ("png", "jpeg", "webp")}, "description": "the image"}
+
+
+class ErrorMessage(BaseModel):
+    """Every error answer's body."""
+
+    detail: str = Field(description="what went wrong, on one line")
+
+
+NOT_FOUND = {404: {"model": ErrorMessage, "description": "no such example"}}
+BAD_REQUEST = {422: {"model": ErrorMessage, "description": "a bad parameter (the message names it)"}}
+STYLIZE_ERRORS = {
+    413: {"model": ErrorMessage, "description": "the request body is over the upload limit"},
+    422: {"model": ErrorMessage, "description": "a bad parameter, or an upload that is not a usable image"},
+    503: {"model": ErrorMessage, "description": "the queue is full, or the accelerator ran out of memory"},
+}
+
+
+@router.get("/health", tags=["server"], summary="Is the server up, and what is it running?")
+async def health(request: Request) -> dict:
+    stylist = request.app.state.stylist
+    model, limits = stylist.model, stylist.limits
+    return {
+        "status": "ok",
+        "device": model.device.type,
+        "precision": model.precision,
+        "encoder": model.encoder.identity,
+        "queue": {"pending": stylist.pending, "max": limits.max_queue},
+        "style_cache": {
+            "entries": len(stylist.codes),
+            "hits": stylist.codes.hits,
+            "misses": stylist.codes.misses,
+            "max": limits.style_cache,
+        },
+        "limits": asdict(limits) | {"max_styles": MAX_STYLES},
+    }
+
+
+@router.get("/examples", tags=["examples"], summary="The bundled example photos and paintings")
+async def examples(request: Request) -> dict:
+    gallery = request.app.state.gallery
+    return {
+        kind: [
+            {
+                "name": ex.name,
+                "title": ex.title,
+                "image": f"/api/examples/{kind}/{ex.name}",
+                "thumbnail": f"/api/examples/{kind}/{ex.name}/thumbnail",
+            }
+            for ex in gallery.examples[kind].values()
+        ]
+        for kind in KINDS
+    }
+
+
+def example(request: Request, kind: str, name: str) -> Example:
+    """A bundled example, or 404."""
+    try:
+        return request.app.state.gallery.get(kind, name)
+    except ValueError as err:
+        raise HTTPException(404, str(err)) from None
+
+
+@router.get(
+    "/examples/{kind}/{name}",
+    tags=["examples"],
+    summary="A bundled example image",
+    responses={200: IMAGE_RESPONSES, **NOT_FOUND, **BAD_REQUEST},
+)
+async def example_image(request: Request, kind: Literal["content", "style"], name: str) -> Response:
+    found = example(request, kind, name)
+    return Response(found.data, media_type=found.media_type)
+
+
+@router.get(
+    "/examples/{kind}/{name}/thumbnail",
+    tags=["examples"],
+    summary="Its square JPEG thumbnail",
+    responses={200: IMAGE_RESPONSES, **NOT_FOUND, **BAD_REQUEST},
+)
+async def example_thumbnail(request: Request, kind: Literal["content", "style"], name: str) -> Response:
+    return Response(example(request, kind, name).thumbnail, media_type="image/jpeg")
+
+
+@router.post(
+    "/stylize",
+    tags=["stylise"],
+    summary="Stylise a photo with one to four paintings",
+    response_class=Response,
+    responses={200: IMAGE_RESPONSES, **STYLIZE_ERRORS},
+)
+async def stylize(
+    request: Request,
+    content: Annotated[UploadFile | None, File(description="the photo (or name a bundled one in content_example)")] = None,
+    content_example: Annotated[str | None, Form(description="a bundled photo's name (see /api/examples)")] = None,
+    style: Annotated[list[UploadFile] | None, File(description="painting files, in order")] = None,
+    style_example: Annotated[list[str] | None, Form(description="bundled paintings' names, after the files")] = None,
+    style_weights: Annotated[
+        list[float] | None, Form(description="one weight per style (files first, then examples); normalised to sum 1")
+    ] = None,
+    alpha: Annotated[float, Form(ge=0, le=1, description="style strength")] = 1.0,
+    preserve_color: Annotated[Literal["none", "coral", "luminance"], Form(description="keep the photo's colours")] = "none",
+    mask: Annotated[UploadFile | None, File(description="white → first style, black → second (two styles)")] = None,
+    content_size: Annotated[int, Form(ge=0, description="output's shorter side in px; 0 keeps the photo's")] = 512,
+    style_size: Annotated[int, Form(ge=0, description="paintings' shorter side in px; 0 keeps theirs")] = 512,
+    crop: Annotated[bool, Form(description="centre-crop photo and paintings to squares")] = False,
+    format: Annotated[Literal["png", "jpeg", "webp"], Form(description="the answer's image format")] = "png",
+) -> Response:
+    """The same options as `infer.py`. Styles are the uploaded `style` files in order, then the
+    `style_example` names in order; `style_weights` follow that order. The answer is the image,
+    with `X-Render-Seconds` saying how long the model took."""
+    gallery, stylist = request.app.state.gallery, request.app.state.stylist
+    try:
+        if (content is None) == (content_example is None):
+            raise ValueError("give exactly one content image: a content file or a content_example name")
+        styles = [ImageSource(await f.read(), f"style {i + 1}") for i, f in enumerate(style or [])]
+        styles += [ImageSource(gallery.get("style", n).data, f"style {n!r}") for n in style_example or []]
+        job = Job(
+            content=(
+                ImageSource(await content.read(), "content image")
+                if content is not None
+                else ImageSource(gallery.get("content", content_example).data, f"content {content_example!r}")
+            ),
+            styles=tuple(styles),
+            alpha=alpha,
+            style_weights=None if style_weights is None else tuple(style_weights),
+            preserve_color=None if preserve_color == "none" else preserve_color,
+            mask=None if mask is None else ImageSource(await mask.read(), "mask"),
+            content_size=content_size,
+            style_size=style_size,
+            crop=crop,
+            format=format,
+        )
+        result = await stylist.submit(job, request.is_disconnected)
+    except ValueError as err:  # includes ImageError (one line naming the image) and UnknownExample
+        raise HTTPException(422, one_line(err)) from None
+    except QueueFull as err:
+        raise HTTPException(503, str(err), headers={"Retry-After": str(err.retry_after)}) from None
+    except ClientGone as err:
+        raise HTTPException(CLIENT_CLOSED, str(err)) from None
+    except torch.cuda.OutOfMemoryError:
+        raise HTTPException(503, "out of accelerator memory at this size; lower content_size") from None
+    return Response(
+        result.data,
+        media_type=result.media_type,
+        headers={
+            "Content-Disposition": f'inline; filename="stylized.{format}"',
+            "Cache-Control": "no-store",
+            "X-Render-Seconds": f"{result.seconds:.3f}",
+            "X-Image-Size": f"{result.width}x{result.height}",
+        },
+    )
