@@ -14,7 +14,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -220,16 +220,16 @@ def measure_gatys(
 ) -> tuple[SpeedRow, list[Tensor]]:
     """Gatys with its defaults and ``steps`` L-BFGS steps, timed once per pair after a one-step
     warm-up (style Gram matrices included); and its outputs."""
-    from gatys import stylize  # the optional method: imported only when measured
+    from gatys import DEFAULTS, stylize  # the optional method: imported only when measured
 
     device = encoder.preprocess.weight.device
-    stylize(contents[0], styles[0], steps=1, encoder=encoder, progress=False)
+    stylize(contents[0], styles[0], replace(DEFAULTS, steps=1), encoder=encoder, progress=False)
     sync(device)
     reset_peak_memory(device)
     seconds, outputs = [], []
     for content, style in zip(contents, styles):
         start = time.perf_counter()
-        outputs.append(stylize(content, style, steps=steps, encoder=encoder, progress=progress).image)
+        outputs.append(stylize(content, style, replace(DEFAULTS, steps=steps), encoder=encoder, progress=progress).image)
         sync(device)
         seconds.append(time.perf_counter() - start)
     size = contents[0].shape[-1]

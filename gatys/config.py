@@ -1,14 +1,16 @@
-"""Default hyperparameters of the Gatys optimisation: the one source of truth.
+"""The hyperparameters of the Gatys optimisation as one object, and their defaults.
 
-``configs/gatys.yaml`` mirrors :data:`DEFAULTS` (a test keeps them equal); the Python API
-and the ``infer.py --method gatys`` flags take their defaults from here.
+:data:`DEFAULTS` is the one source of truth; ``configs/gatys.yaml`` mirrors it (a test keeps
+them equal) and ``infer.py --method gatys --config`` reads such files. A :class:`GatysConfig`
+checks itself when it is made, so :func:`gatys.stylize`, the command line and
+:func:`load_config` refuse the same settings with the same messages.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import yaml
 
@@ -34,36 +36,30 @@ class GatysConfig:
     # Per style layer; None = equal weights 1/len(style_layers), as in the paper.
     layer_weights: tuple[float, ...] | None = None
 
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {OPTIMIZERS}")
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; choose from {INITS}")
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        weights = (self.content_weight, self.style_weight, self.tv_weight)
+        if not all(math.isfinite(w) and w >= 0 for w in weights):
+            raise ValueError(f"content, style and TV weights must be finite and >= 0, got {list(weights)}")
+        for lr in self.learning_rates.values():
+            if not (math.isfinite(lr) and lr > 0):
+                raise ValueError(f"lr must be finite and > 0, got {lr}")
+
     def lr(self, optimizer: str) -> float:
-        """The default step size of ``optimizer``."""
+        """The step size of ``optimizer``."""
         return self.learning_rates[optimizer]
 
-    def as_kwargs(self) -> dict[str, object]:
-        """These settings as keyword arguments of :func:`gatys.stylize`."""
-        kwargs = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "learning_rates"}
-        return kwargs | {"lr": self.lr(self.optimizer)}
+    def with_lr(self, lr: float | None) -> "GatysConfig":
+        """These settings with the chosen optimiser's step size set to ``lr`` (``None``: unchanged)."""
+        return self if lr is None else replace(self, learning_rates={**self.learning_rates, self.optimizer: lr})
 
 
 DEFAULTS = GatysConfig()
-
-
-def check_settings(
-    steps: int, optimizer: str, lr: float | None, init: str, save_every: int, *weights: float
-) -> float:
-    """ValueError for settings that can never work (the Python API's and the command line's one
-    check); returns the step size to use (``None``: the optimiser's default)."""
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose from {OPTIMIZERS}")
-    if init not in INITS:
-        raise ValueError(f"unknown init {init!r}; choose from {INITS}")
-    if steps < 0 or save_every < 0:
-        raise ValueError("steps and save_every must be >= 0")
-    if not all(math.isfinite(w) and w >= 0 for w in weights):
-        raise ValueError(f"content, style and TV weights must be finite and >= 0, got {list(weights)}")
-    lr = DEFAULTS.lr(optimizer) if lr is None else lr
-    if not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be finite and > 0, got {lr}")
-    return lr
 
 
 def load_config(path: str | os.PathLike) -> GatysConfig:

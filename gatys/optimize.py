@@ -1,7 +1,8 @@
 """Gatys et al. (CVPR 2016) style transfer: optimise the pixels of an image against the objective.
 
-    from gatys import stylize
-    result = stylize(content, [style_a, style_b], style_weights=[0.7, 0.3], steps=300, seed=0)
+    from dataclasses import replace
+    from gatys import DEFAULTS, stylize
+    result = stylize(content, [style_a, style_b], replace(DEFAULTS, steps=300), style_weights=[0.7, 0.3], seed=0)
     result.image, result.history[-1]["total"]
 
 Pixels are optimised directly and projected back into [0, 1] after every step (clamping),
@@ -40,7 +41,7 @@ from adain.options import normalise_weights
 from adain.request import check_preserve_color
 from adain.transfer import StyleTransfer
 
-from .config import DEFAULTS, INITS, OPTIMIZERS, check_settings
+from .config import DEFAULTS, INITS, OPTIMIZERS, GatysConfig
 from .objective import GatysObjective
 
 ImageLike = Tensor | Image.Image
@@ -64,18 +65,9 @@ class GatysResult:
 def stylize(
     content: ImageLike,
     styles: ImageLike | Sequence[ImageLike],
+    config: GatysConfig = DEFAULTS,
     *,
     style_weights: Sequence[float] | None = None,
-    steps: int = DEFAULTS.steps,
-    optimizer: str = DEFAULTS.optimizer,
-    lr: float | None = None,
-    content_weight: float = DEFAULTS.content_weight,
-    style_weight: float = DEFAULTS.style_weight,
-    tv_weight: float = DEFAULTS.tv_weight,
-    init: str = DEFAULTS.init,
-    content_layer: str = DEFAULTS.content_layer,
-    style_layers: Sequence[str] = DEFAULTS.style_layers,
-    layer_weights: Sequence[float] | None = DEFAULTS.layer_weights,
     preserve_color: bool | str | None = False,
     seed: int | None = None,
     encoder: VGG19Encoder | None = None,
@@ -88,20 +80,24 @@ def stylize(
     """Optimise an image whose features match ``content`` and whose Gram matrices match ``styles``.
 
     ``content`` and each style: a PIL image or a 1×3×H×W / 3×H×W tensor in [0, 1]; the output
-    has the content's size. Several styles are blended by ``style_weights`` (normalised to sum 1)
-    as a weighted sum of their style losses. ``lr=None`` takes the optimiser's default;
-    ``init``: ``content``, ``noise`` (uniform, from ``seed``), ``style`` (the most heavily
-    weighted style, resized) or ``adain`` (``adain_model``'s fast output). ``preserve_color``:
+    has the content's size. ``config`` holds every hyperparameter (steps, optimiser and step size,
+    loss weights, layers, initialisation; :data:`~gatys.config.DEFAULTS`, or
+    ``dataclasses.replace(DEFAULTS, steps=100)``, or :func:`~gatys.config.load_config`). Several
+    styles are blended by ``style_weights`` (normalised to sum 1) as a weighted sum of their style
+    losses. ``config.init``: ``content``, ``noise`` (uniform, from ``seed``), ``style`` (the most
+    heavily weighted style, resized) or ``adain`` (``adain_model``'s fast output). ``preserve_color``:
     False, True (= ``"coral"``) or ``"luminance"``, see :mod:`adain.color`. Every ``save_every``
     steps the current image is kept in ``result.snapshots`` and passed to ``callback(step, image)``.
     ``encoder`` defaults to ``adain_model``'s, else ``VGG19Encoder.load()`` (the normalised VGG19); ``device``
     (default: the encoder's, or the best available for a new one) moves it there.
     """
     method = check_preserve_color(preserve_color)
-    optimizer_lr = check_settings(steps, optimizer, lr, init, save_every, content_weight, style_weight, tv_weight)
-    if init == "adain" and adain_model is None:
+    if save_every < 0:
+        raise ValueError(f"save_every must be >= 0, got {save_every}")
+    if config.init == "adain" and adain_model is None:
         raise ValueError("init='adain' needs adain_model (a StyleTransfer with a decoder)")
-    weights_by_layer = _layer_weights(content_layer, style_layers, layer_weights)
+    content_layer = config.content_layer
+    weights_by_layer = _layer_weights(content_layer, config.style_layers, config.layer_weights)
     styles = list(styles) if isinstance(styles, (list, tuple)) else [styles]
     if not styles:
         raise ValueError("need at least one style image")
@@ -121,10 +117,10 @@ def stylize(
 
     objective = GatysObjective(
         encoder, work, style_ts, blend, content_layer=content_layer, layer_weights=weights_by_layer,
-        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+        content_weight=config.content_weight, style_weight=config.style_weight, tv_weight=config.tv_weight,
     )  # fmt: skip
-    image = initial_image(init, work, style_ts, blend, seed, adain_model).to(device).contiguous().requires_grad_(True)
-    opt = make_optimizer(optimizer, image, optimizer_lr)
+    image = initial_image(config.init, work, style_ts, blend, seed, adain_model).to(device).contiguous().requires_grad_(True)
+    opt = make_optimizer(config.optimizer, image, config.lr(config.optimizer))
 
     def finished() -> Tensor:
         """The current image as the output will be: colour restored, on the caller's device."""
@@ -135,7 +131,7 @@ def stylize(
     snapshots: list[tuple[int, Tensor]] = []
     scale = 0.0  # fixed at the first evaluation: 1 / the largest pixel gradient there (see the module docstring)
     started, produced = time.perf_counter(), 0.0
-    bar = tqdm(range(1, steps + 1), desc="gatys", unit="step", leave=False, disable=not progress)
+    bar = tqdm(range(1, config.steps + 1), desc="gatys", unit="step", leave=False, disable=not progress)
     for step in bar:
         losses: dict[str, float] = {}
 
@@ -163,7 +159,7 @@ def stylize(
                 callback(step, snapshot)
     with torch.no_grad():
         last = {k: v.item() for k, v in objective(image).items()}
-    history.append({"step": steps, **last, "seconds": produced})
+    history.append({"step": config.steps, **last, "seconds": produced})
     return GatysResult(finished(), history, snapshots)
 
 

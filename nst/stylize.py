@@ -16,7 +16,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
@@ -28,7 +28,7 @@ from adain.errors import ImageError, one_line
 from adain.options import IMAGE_EXTENSIONS, OUTPUT_FORMATS, add_model_options, add_version
 from adain.request import ImageSource, Request
 from gatys.config import DEFAULTS as GATYS
-from gatys.config import INITS, OPTIMIZERS, check_settings, load_config
+from gatys.config import INITS, OPTIMIZERS, load_config
 
 if TYPE_CHECKING:  # the modules that import torch are imported once the arguments are checked
     from torch import Tensor
@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the modules that import torch are imported once the argumen
 T = TypeVar("T")
 # Flags of --method gatys only; unset (None) flags take the defaults of gatys/config.py.
 GATYS_FLAGS = ("config", "steps", "optimizer", "lr", "content_weight", "style_weight", "tv_weight", "init", "save_every", "seed")
+GATYS_SETTINGS = ("steps", "optimizer", "content_weight", "style_weight", "tv_weight", "init")  # flags that are GatysConfig fields
 
 
 @dataclass
@@ -106,21 +107,19 @@ def check_method_flags(args: argparse.Namespace, parser: argparse.ArgumentParser
     if adain_flags:
         parser.error(f"{adain_flags[0]} applies only to --method adain")
     try:
-        args.gatys = GATYS if args.config is None else load_config(args.config)
+        settings = GATYS if args.config is None else load_config(args.config)
     except (OSError, ValueError, TypeError, yaml.YAMLError) as err:
         parser.error(f"--config {args.config}: {one_line(err)}")
-    for name in ("steps", "optimizer", "content_weight", "style_weight", "tv_weight", "init"):
-        if getattr(args, name) is None:
-            setattr(args, name, getattr(args.gatys, name))
-    args.lr = args.gatys.lr(args.optimizer) if args.lr is None else args.lr
-    args.save_every = args.save_every or 0
-    if args.decoder is not None and args.init != "adain":
-        parser.error("--decoder is used by --method gatys only with --init adain")
-    try:
-        check_settings(args.steps, args.optimizer, args.lr, args.init, args.save_every,
-                       args.content_weight, args.style_weight, args.tv_weight)  # fmt: skip
+    flags = {name: getattr(args, name) for name in GATYS_SETTINGS if getattr(args, name) is not None}
+    try:  # the flags override the file (or the defaults); GatysConfig checks the result
+        args.gatys = replace(settings, **flags).with_lr(args.lr)
     except ValueError as err:
         parser.error(str(err))
+    args.save_every = args.save_every or 0
+    if args.save_every < 0:
+        parser.error("--save-every must be >= 0")
+    if args.decoder is not None and args.gatys.init != "adain":
+        parser.error("--decoder is used by --method gatys only with --init adain")
 
 
 def expand(items: Sequence[str]) -> tuple[list[Path], list[str]]:
@@ -224,7 +223,7 @@ class GatysRenderer:
 
         self.args = args
         device = resolve_device(args.device)
-        self.adain_model = StyleTransfer.load(args.decoder, args.vgg, device) if args.init == "adain" else None
+        self.adain_model = StyleTransfer.load(args.decoder, args.vgg, device) if args.gatys.init == "adain" else None
         if self.adain_model is not None:
             self.encoder = self.adain_model.encoder
         else:
@@ -243,15 +242,13 @@ class GatysRenderer:
         ]
 
         def save_snapshot(step: int, image: Tensor) -> None:
-            name = f"{job.output.stem}_step{step:0{len(str(a.steps))}d}{job.output.suffix}"
+            name = f"{job.output.stem}_step{step:0{len(str(a.gatys.steps))}d}{job.output.suffix}"
             save_image(image, job.output.with_name(name), alpha=content.alpha)
 
         result = stylize(
-            content.rgb, styles, style_weights=request.style_weights, steps=a.steps, optimizer=a.optimizer, lr=a.lr,
-            content_weight=a.content_weight, style_weight=a.style_weight, tv_weight=a.tv_weight, init=a.init,
-            content_layer=a.gatys.content_layer, style_layers=a.gatys.style_layers, layer_weights=a.gatys.layer_weights,
-            preserve_color=request.preserve_color, seed=a.seed, encoder=self.encoder, adain_model=self.adain_model,
-            save_every=a.save_every, callback=save_snapshot, progress=not a.quiet,
+            content.rgb, styles, a.gatys, style_weights=request.style_weights, preserve_color=request.preserve_color,
+            seed=a.seed, encoder=self.encoder, adain_model=self.adain_model, save_every=a.save_every,
+            callback=save_snapshot, progress=not a.quiet,
         )  # fmt: skip
         return LoadedImage(result.image, content.alpha)
 

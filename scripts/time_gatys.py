@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -70,7 +71,7 @@ def plain_seconds_per_step(encoder: VGG19Encoder, content: torch.Tensor, style: 
 
 def package_seconds_per_step(encoder: VGG19Encoder, content: torch.Tensor, style: torch.Tensor, steps: int) -> float:
     """``gatys.stylize`` with its defaults; seconds per step after one warm-up step (from its history)."""
-    history = stylize(content, style, steps=steps + 1, encoder=encoder, progress=False).history
+    history = stylize(content, style, replace(DEFAULTS, steps=steps + 1), encoder=encoder, progress=False).history
     return (history[-1]["seconds"] - history[1]["seconds"]) / steps
 
 

@@ -1,6 +1,7 @@
 """Gatys optimisation: the losses against hand-computed values, the optimisation loop, the API."""
 
 import inspect
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import yaml
 
 from adain.color import rgb_to_ycbcr
 from adain.transfer import StyleTransfer
-from gatys import DEFAULTS, GatysObjective, load_config, stylize
+from gatys import DEFAULTS, GatysConfig, GatysObjective, load_config, stylize
 from gatys.losses import content_loss, gram_matrix, style_layer_loss, style_loss, style_target, tv_loss
 from gatys.optimize import initial_image
 
@@ -21,10 +22,22 @@ def image(h: int = 32, w: int = 40, seed: int = 0) -> torch.Tensor:
     return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed))
 
 
+SETTINGS = {f.name for f in fields(GatysConfig)}
+
+
+def settings(**changes) -> GatysConfig:
+    """The defaults with ``changes``; ``lr`` sets the chosen optimiser's step size."""
+    lr = changes.pop("lr", None)
+    return replace(DEFAULTS, **changes).with_lr(lr)
+
+
 def shallow(content, styles, encoder=None, **kwargs):
-    """``stylize`` on the two shallow layers, quietly: fast enough for CPU tests."""
-    options = {"content_layer": "relu2_1", "style_layers": tuple(LAYERS), "encoder": encoder, "progress": False}
-    return stylize(content, styles, **options | kwargs)
+    """``stylize`` on the two shallow layers, quietly: fast enough for CPU tests. Keyword arguments
+    that are :class:`GatysConfig` fields (and ``lr``) go into the config, the others to ``stylize``."""
+    chosen = {k: v for k, v in kwargs.items() if k in SETTINGS | {"lr"}}
+    rest = {k: v for k, v in kwargs.items() if k not in chosen}
+    config = settings(**{"content_layer": "relu2_1", "style_layers": tuple(LAYERS), **chosen})
+    return stylize(content, styles, config, encoder=encoder, progress=False, **rest)
 
 
 def smooth(h: int = 32, w: int = 40) -> torch.Tensor:
@@ -129,7 +142,7 @@ def test_optimizers_lower_the_total_loss(encoder, optimizer):
 
 
 def test_large_style_weight_drives_the_style_loss_down(encoder):
-    result = stylize(smooth(), image(seed=1), steps=10, style_weight=1e6, encoder=encoder, progress=False)
+    result = stylize(smooth(), image(seed=1), settings(steps=10, style_weight=1e6), encoder=encoder, progress=False)
     assert result.history[-1]["style"] < 0.1 * result.history[0]["style"]
     assert result.history[-1]["content"] > 0  # it left the content image
 
@@ -195,12 +208,13 @@ def test_luminance_preservation_keeps_the_content_colours(encoder):
 )
 def test_bad_arguments(encoder, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        stylize(smooth(), image(seed=1), steps=1, encoder=encoder, progress=False, **kwargs)
+        layers = {"content_layer": DEFAULTS.content_layer, "style_layers": DEFAULTS.style_layers}
+        shallow(smooth(), image(seed=1), encoder, steps=1, **layers | kwargs)
 
 
 def test_too_small_image_is_refused(encoder):
     with pytest.raises(ValueError, match="too small"):
-        stylize(smooth(12, 40), image(seed=1), steps=1, encoder=encoder, progress=False)
+        stylize(smooth(12, 40), image(seed=1), settings(steps=1), encoder=encoder, progress=False)
 
 
 # -- configuration ----------------------------------------------------------------------
@@ -208,8 +222,7 @@ def test_too_small_image_is_refused(encoder):
 
 def test_yaml_mirrors_the_defaults(tmp_path):
     assert load_config(ROOT / "configs" / "gatys.yaml") == DEFAULTS
-    signature = inspect.signature(stylize)
-    assert all(signature.parameters[k].default == v for k, v in DEFAULTS.as_kwargs().items() if k != "lr")
+    assert inspect.signature(stylize).parameters["config"].default is DEFAULTS
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"steps": 10, "stepz": 3}))
     with pytest.raises(ValueError, match="stepz"):
         load_config(tmp_path / "bad.yaml")

@@ -10,7 +10,7 @@ from conftest import make_image
 from PIL import Image
 
 import nst.stylize as infer
-from gatys import DEFAULTS, optimize
+from gatys import DEFAULTS, load_config, optimize
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = ["--content-size", "32", "--style-size", "32", "--quiet", "--device", "cpu"]
@@ -67,13 +67,10 @@ def test_unset_flags_take_the_config_defaults():
     parser = infer.build_parser()
     args = parser.parse_args(["--method", "gatys", "--content", "c.png", "--style", "s.png"])
     infer.check_args(args, parser)
-    assert (args.steps, args.optimizer, args.init) == (DEFAULTS.steps, DEFAULTS.optimizer, DEFAULTS.init)
-    weights = ("content_weight", "style_weight", "tv_weight")
-    assert [getattr(args, w) for w in weights] == [getattr(DEFAULTS, w) for w in weights]
-    assert args.lr == DEFAULTS.lr(DEFAULTS.optimizer) and args.save_every == 0
-    args = parser.parse_args(["--method", "gatys", "--optimizer", "adam", "--content", "c.png", "--style", "s.png"])
+    assert args.gatys == DEFAULTS and args.save_every == 0
+    args = parser.parse_args(["--method", "gatys", "--optimizer", "adam", "--lr", "0.5", "--content", "c.png", "--style", "s.png"])
     infer.check_args(args, parser)
-    assert args.lr == DEFAULTS.lr("adam")
+    assert (args.gatys.optimizer, args.gatys.lr("adam"), args.gatys.lr("lbfgs")) == ("adam", 0.5, DEFAULTS.lr("lbfgs"))
 
 
 @pytest.mark.parametrize(
@@ -103,19 +100,19 @@ def test_a_config_file_sets_the_defaults_layers_included_and_flags_override_it(t
     parser = infer.build_parser()
     args = parser.parse_args(["--method", "gatys", "--config", str(config), "--steps", "1", "--content", "c.png", "--style", "s.png"])
     infer.check_args(args, parser)
-    assert (args.steps, args.style_weight, args.optimizer) == (1, 123.0, DEFAULTS.optimizer)  # the flag wins
+    assert (args.gatys.steps, args.gatys.style_weight, args.gatys.optimizer) == (1, 123.0, DEFAULTS.optimizer)  # the flag wins
     assert (args.gatys.content_layer, args.gatys.style_layers) == ("relu3_1", ("relu1_1", "relu2_1"))
 
-    seen = {}
+    seen = []
 
-    def recording(*images, **settings):
-        seen.update(settings)
-        return optimize.stylize(*images, **settings)
+    def recording(content, styles, config, **rest):
+        seen.append(config)
+        return optimize.stylize(content, styles, config, **rest)
 
     monkeypatch.setattr("gatys.stylize", recording)
     content, style = make_image(tmp_path / "c.png", (40, 32)), make_image(tmp_path / "s.png", seed=1)
     assert gatys("--config", str(config), "--content", str(content), "--style", str(style), "--output", str(tmp_path / "o.png")) == 0
-    assert (seen["steps"], seen["style_weight"], seen["content_layer"], seen["style_layers"]) == (3, 123.0, "relu3_1", ("relu1_1", "relu2_1"))
+    assert seen == [load_config(config)]  # the file's settings, layers included, reach gatys.stylize
     assert (tmp_path / "o.png").is_file()
 
 
