@@ -25,7 +25,8 @@ from adain.allocator import keep_freed_memory
 from adain.decoder import Decoder
 from adain.encoder import LAYER_INDEX, VGG19Encoder
 from adain.functional import mean_std
-from adain.imageio import load_image
+from adain.pipeline import load
+from adain.request import ImageSource
 from adain.transfer import StyleTransfer
 
 from . import metrics
@@ -306,7 +307,9 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
 
 
 def _load_pairs(pairs: Sequence[tuple[Path, Path]], size: int, device: torch.device) -> tuple[list[Tensor], list[Tensor]]:
-    """Contents and styles resized (shorter side) and centre-cropped to size×size."""
-    contents = [load_image(c, size, crop=True).rgb.to(device) for c, _ in pairs]
-    styles = [load_image(s, size, crop=True).rgb.to(device) for _, s in pairs]
+    """Contents and styles resized (shorter side) and centre-cropped to size×size, read as the
+    command line and the app read a request's images (:func:`adain.pipeline.load`); the timings
+    then measure the model alone, without the decoding."""
+    contents = [load(ImageSource.file(c), size, crop=True).rgb.to(device) for c, _ in pairs]
+    styles = [load(ImageSource.file(s), size, crop=True).rgb.to(device) for _, s in pairs]
     return contents, styles
