@@ -195,9 +195,9 @@ def test_same_style_is_encoded_once(model, gallery):
         ({"style": b"GIF89a junk"}, {"content_example": "chelsea"}, ("style 1:",)),
         ({}, {"content_example": "chelsea", "style_example": "../../pyproject"}, ("unknown style example",)),
         ({}, {"content_example": "../examples/content/chelsea"}, ("unknown content example",)),
-        ({"content": png()}, {"alpha": "1.5"}, ("alpha", "less than or equal to 1")),
+        ({"content": png()}, {"alpha": "1.5"}, ("alpha must be in [0, 1], got 1.5",)),  # the message of every path
         ({"content": png()}, {"alpha": "strong"}, ("alpha",)),
-        ({"content": png()}, {"content_size": "-1"}, ("content_size",)),
+        ({"content": png()}, {"content_size": "-1"}, ("content_size and style_size must be >= 0",)),
         ({"content": png()}, {"format": "gif"}, ("format",)),
         ({"content": png()}, {"preserve_color": "sepia"}, ("preserve_color",)),
         ({"content": png()}, {"style_weights": ["1", "2"]}, ("2 style weights for 1 styles",)),

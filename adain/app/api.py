@@ -123,17 +123,17 @@ async def stylize(
     style_weights: Annotated[
         list[float] | None, Form(description="one weight per style (files first, then examples); normalised to sum 1")
     ] = None,
-    alpha: Annotated[float, Form(ge=0, le=1, description="style strength")] = 1.0,
+    alpha: Annotated[float, Form(description="style strength, in [0, 1]")] = 1.0,
     preserve_color: Annotated[Literal["none", "coral", "luminance"], Form(description="keep the photo's colours")] = "none",
     mask: Annotated[UploadFile | None, File(description="white → first style, black → second (two styles)")] = None,
-    content_size: Annotated[int, Form(ge=0, description="output's shorter side in px; 0 keeps the photo's")] = 512,
-    style_size: Annotated[int, Form(ge=0, description="paintings' shorter side in px; 0 keeps theirs")] = 512,
+    content_size: Annotated[int, Form(description="output's shorter side in px; 0 keeps the photo's")] = 512,
+    style_size: Annotated[int, Form(description="paintings' shorter side in px; 0 keeps theirs")] = 512,
     crop: Annotated[bool, Form(description="centre-crop photo and paintings to squares")] = False,
     format: Annotated[Literal["png", "jpeg", "webp"], Form(description="the answer's image format")] = "png",
 ) -> Response:
-    """The same options as `infer.py`. Styles are the uploaded `style` files in order, then the
-    `style_example` names in order; `style_weights` follow that order. The answer is the image,
-    with `X-Render-Seconds` saying how long the model took."""
+    """The same options as `infer.py`, checked as everywhere (`adain.request.Request`). Styles are
+    the uploaded `style` files in order, then the `style_example` names in order; `style_weights`
+    follow that order. The answer is the image, with `X-Render-Seconds` saying how long the model took."""
     gallery, stylist = request.app.state.gallery, request.app.state.stylist
     try:
         if (content is None) == (content_example is None):
