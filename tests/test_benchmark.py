@@ -10,6 +10,7 @@ import torch
 from conftest import make_image
 from PIL import Image
 
+import nst.stylize as infer
 from compare import metrics
 from compare.benchmark import _load_pairs
 
@@ -149,3 +150,13 @@ def test_quality_metrics(encoder):
         assert getattr(other, name) == pytest.approx(sum(getattr(q, name) for q in singles) / 2, rel=1e-4)
     blurred = torch.nn.functional.avg_pool2d(content, 3, 1, 1)
     assert metrics.quality(encoder, blurred, content, style).content_loss > 0
+
+
+def test_the_benchmark_shares_the_model_options_of_every_tool(capsys):
+    parser = benchmark.build_parser()
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(["--content", "c", "--style", "s", "--device", "tpu"])  # had no choices: failed late
+    assert exit_info.value.code == 2 and "invalid choice: 'tpu'" in capsys.readouterr().err
+    options = {a.dest: (a.default, a.choices) for a in parser._actions if a.dest in ("vgg", "device", "precision")}
+    infer_options = {a.dest: (a.default, a.choices) for a in infer.build_parser()._actions if a.dest in options}
+    assert options == infer_options and len(options) == 3
