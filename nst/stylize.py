@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # the modules that import torch are imported once the argumen
     from adain.imageio import LoadedImage
 
 T = TypeVar("T")
-# Flags of --method gatys only; unset (None) flags take the defaults of gatys/config.py.
+# Flags of --method gatys only; unset (None) ones take the --config file's values, else gatys/config.py's defaults.
 GATYS_FLAGS = ("config", "steps", "optimizer", "lr", "content_weight", "style_weight", "tv_weight", "init", "save_every", "seed")
 GATYS_SETTINGS = ("steps", "optimizer", "content_weight", "style_weight", "tv_weight", "init")  # flags that are GatysConfig fields
 

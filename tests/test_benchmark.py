@@ -11,8 +11,11 @@ from conftest import make_image
 from PIL import Image
 
 import nst.stylize as infer
+from adain.decoder import Decoder
+from adain.pipeline import stylise
+from adain.transfer import StyleTransfer
 from compare import metrics
-from compare.benchmark import _load_pairs
+from compare.benchmark import _load_pairs, _requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -160,3 +163,12 @@ def test_the_benchmark_shares_the_model_options_of_every_tool(capsys):
     options = {a.dest: (a.default, a.choices) for a in parser._actions if a.dest in ("vgg", "device", "precision")}
     infer_options = {a.dest: (a.default, a.choices) for a in infer.build_parser()._actions if a.dest in options}
     assert options == infer_options and len(options) == 3
+
+
+def test_the_timed_adain_path_gives_what_a_request_gives(folders, encoder):
+    torch.manual_seed(0)
+    st = StyleTransfer(encoder, Decoder())
+    pairs = [(folders[0] / "c1.png", folders[1] / "s1.jpg")]
+    (content,), (style,) = _load_pairs(pairs, 32, torch.device("cpu"))
+    timed = st(content, [st.encode_style(style)])
+    assert torch.equal(timed, stylise(st, _requests(pairs, 32)[0]).rgb)
