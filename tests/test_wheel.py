@@ -1,5 +1,6 @@
-"""A wheel built from the repo works outside the checkout: package data (the example gallery, the
-app's files, the VGG scales) and the console scripts adain-stylize, adain-serve and adain-train.
+"""A wheel built from the repo works outside the checkout: package data (the bundled decoder, the
+example gallery, the app's files, the VGG scales) and the console scripts adain-stylize,
+adain-serve and adain-train.
 
 The wheel goes into a fresh virtual environment that borrows this environment's installed
 dependencies (torch …) through a path file, for speed, and runs from a folder outside the checkout.
@@ -24,14 +25,17 @@ PACKAGED = ("pyproject.toml", "README.md", "adain", "gatys", "compare", "nst", "
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    """The ``bin`` folder of a fresh venv where only the wheel (no checkout) provides the package."""
+def installed(tmp_path_factory, decoder_file) -> Path:
+    """The ``bin`` folder of a fresh venv where only the wheel (no checkout) provides the package.
+    The wheel bundles a test decoder as ``checkpoints/decoder.safetensors``, where the trained one
+    will ship, so the commands run without ``--decoder`` as a user's would."""
     root = tmp_path_factory.mktemp("wheel")
     source = root / "source"  # a copy: building writes build/ and *.egg-info/ next to the sources
     source.mkdir()
     for name in PACKAGED:
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
         copy(ROOT / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if (ROOT / name).is_dir() else {}))
+    shutil.copy(decoder_file, source / "checkpoints" / "decoder.safetensors")
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(root / "dist"), str(source)],
         capture_output=True, text=True,
@@ -57,24 +61,25 @@ def test_the_package_comes_from_the_wheel_with_its_data(installed, tmp_path):
     module, examples = where.stdout.split()
     assert str(installed.parent) in module and str(ROOT) not in module
     assert Path(examples) == Path(module).parent / "examples"
+    assert (Path(module).parent / "checkpoints" / "decoder.safetensors").is_file()
     assert sorted(p.name for p in (Path(examples) / "content").iterdir()) == sorted(p.name for p in (ROOT / "examples/content").iterdir())
 
 
-def test_adain_stylize_works_from_another_folder(installed, decoder_file, tmp_path):
+def test_adain_stylize_works_from_another_folder_with_the_bundled_decoder(installed, tmp_path):
     examples = Path(run(installed, "python", "-c", "import adain.shipped as s; print(s.shipped('examples'))", cwd=tmp_path).stdout.strip())
     proc = run(installed, "adain-stylize", "--content", str(examples / "content/chelsea.jpg"), "--style",
-               str(examples / "style/munch_the_scream.jpg"), "--decoder", str(decoder_file), "--content-size", "64",
+               str(examples / "style/munch_the_scream.jpg"), "--content-size", "64",
                "--style-size", "64", "--output", "out.png", "--quiet", cwd=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert Image.open(tmp_path / "out.png").size == (96, 64)
     assert run(installed, "adain-stylize", "--version", cwd=tmp_path).stdout.startswith("adain-stylize ")
 
 
-def test_adain_serve_serves_the_gallery_and_adain_train_answers_help(installed, decoder_file, tmp_path):
+def test_adain_serve_serves_the_gallery_and_adain_train_answers_help(installed, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([str(installed / "adain-serve"), "--decoder", str(decoder_file), "--port", str(port)],
+    server = subprocess.Popen([str(installed / "adain-serve"), "--port", str(port)],
                               cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     try:
         deadline = time.monotonic() + 120
