@@ -154,7 +154,8 @@ def prepare_image(
 ) -> LoadedImage:
     """A decoded Pillow image → :class:`LoadedImage`, resized (antialiased) and checked for size."""
     if min(img.size) < MIN_SIDE:
-        raise ImageError(name, f"too small ({img.width}×{img.height} pixels; the shorter side must be at least {MIN_SIDE})")
+        size = f"{img.width}×{img.height} pixels"
+        raise ImageError(name, f"too small ({size}; the shorter side must be at least {MIN_SIDE})")
     width, height = target_size(img.width, img.height, short_side)
     side = min(width, height)
     if (side * side if crop else width * height) > max_pixels:

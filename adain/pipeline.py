@@ -15,7 +15,9 @@ from .request import ImageSource, Request
 from .transfer import StyleCode, StyleTransfer
 
 
-def load(source: ImageSource, short_side: int, crop: bool, max_input: int = MAX_INPUT_PIXELS, max_work: int = MAX_WORK_PIXELS) -> LoadedImage:
+def load(
+    source: ImageSource, short_side: int, crop: bool, max_input: int = MAX_INPUT_PIXELS, max_work: int = MAX_WORK_PIXELS
+) -> LoadedImage:
     """Read an image at its working size: the shorter side ``short_side`` (0 keeps it), optionally
     centre-cropped; :class:`~adain.errors.ImageError` names the source on any problem."""
     image = open_image(source.data, source.label, max_input, short_side)

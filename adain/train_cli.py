@@ -40,7 +40,8 @@ def checkpoint_dir(root_dir: str | None) -> str:
 
 def export_command(argv: Sequence[str]) -> int:
     """``train.py export CKPT OUT``: a checkpoint's decoder as a ``.safetensors`` file."""
-    parser = argparse.ArgumentParser(prog=f"{os.path.basename(sys.argv[0])} export", description="Export a train.py checkpoint's decoder.")
+    prog = f"{os.path.basename(sys.argv[0])} export"
+    parser = argparse.ArgumentParser(prog=prog, description="Export a train.py checkpoint's decoder.")
     parser.add_argument("checkpoint", help="a train.py checkpoint (.ckpt), e.g. runs/adain/checkpoints/last.ckpt")
     parser.add_argument("output", help="decoder file to write (.safetensors), for infer.py --decoder")
     args = parser.parse_args(argv)

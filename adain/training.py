@@ -279,7 +279,8 @@ class SigtermDeadline(L.Callback):
             self._timer.daemon = True
             self._timer.start()
         elif time.monotonic() >= self._deadline:
-            raise StuckRunError(f"no training step ended within {self.grace_seconds:g} s of it (a stuck data loader?)")
+            grace = f"{self.grace_seconds:g} s"
+            raise StuckRunError(f"no training step ended within {grace} of it (a stuck data loader?)")
 
     def _signal_again(self) -> None:
         if self._active:

@@ -36,9 +36,9 @@ if TYPE_CHECKING:  # the modules that import torch are imported once the argumen
     from adain.imageio import LoadedImage
 
 T = TypeVar("T")
-# Flags of --method gatys only; unset (None) ones take the --config file's values, else gatys/config.py's defaults.
+# Flags of --method gatys only; unset (None) ones take the --config file's values, else the defaults.
 GATYS_FLAGS = ("config", "steps", "optimizer", "lr", "content_weight", "style_weight", "tv_weight", "init", "save_every", "seed")
-GATYS_SETTINGS = ("steps", "optimizer", "content_weight", "style_weight", "tv_weight", "init")  # flags that are GatysConfig fields
+GATYS_SETTINGS = ("steps", "optimizer", "content_weight", "style_weight", "tv_weight", "init")  # those that are GatysConfig fields
 
 
 @dataclass
@@ -72,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", action="store_true", help="centre-crop content and style to squares")
     add_model_options(p, "decoder file (.safetensors, train.py .ckpt, pytorch-AdaIN decoder.pth; default: the bundled one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
-    g = p.add_argument_group("Gatys optimisation (--method gatys; defaults from --config, else gatys/config.py = configs/gatys.yaml)")
-    g.add_argument("--config", type=Path, metavar="YAML", help="Gatys settings, as in configs/gatys.yaml (layers too); flags override it")
+    g_title = "Gatys optimisation (--method gatys; defaults from --config, else gatys/config.py = configs/gatys.yaml)"
+    g = p.add_argument_group(g_title)
+    g.add_argument("--config", type=Path, metavar="YAML", help="settings as in configs/gatys.yaml (layers too); flags override it")
     lrs = ", ".join(f"{v:g} for {k}" for k, v in GATYS.learning_rates.items())
     g.add_argument("--steps", type=int, metavar="N", help=f"optimisation steps (default {GATYS.steps})")
     g.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {GATYS.optimizer}")

@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGED = ("pyproject.toml", "README.md", "adain", "gatys", "compare", "nst", "examples", "checkpoints")  # what the wheel is built from
+PACKAGED = ("pyproject.toml", "README.md", "adain", "gatys", "compare", "nst", "examples", "checkpoints")  # the wheel's sources
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def installed(tmp_path_factory, decoder_file) -> Path:
         copy(ROOT / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if (ROOT / name).is_dir() else {}))
     shutil.copy(decoder_file, source / "checkpoints" / "decoder.safetensors")
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(root / "dist"), str(source)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(root / "dist"), str(source)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr[-3000:]
