@@ -36,14 +36,39 @@ def mean_std(feat: Tensor, eps: float = EPS, weight: Tensor | None = None) -> tu
     return mean, (var + eps).sqrt()
 
 
+def moment_sums(feat: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Partial sums ``(Σw, Σw·x, Σw·x²)`` per sample and channel, stacked (3×N×C×1×1, float64).
+
+    Sums of parts add up to the sums of the whole, so a map seen in tiles gets the statistics
+    of the whole map from :func:`stats_from_sums` (tiled AdaIN)."""
+    feat = feat.double()
+    w = torch.ones_like(feat[:, :1]) if weight is None else weight.double()
+    count = w.sum(dim=(2, 3), keepdim=True).expand(*feat.shape[:2], 1, 1)
+    return torch.stack([count, (feat * w).sum(dim=(2, 3), keepdim=True), (feat.square() * w).sum(dim=(2, 3), keepdim=True)])
+
+
+def stats_from_sums(sums: Tensor, eps: float = EPS) -> tuple[Tensor, Tensor]:
+    """Channel mean and std (as :func:`mean_std`) from :func:`moment_sums`."""
+    total = sums[0].clamp_min(1e-8)
+    mean = sums[1] / total
+    var = (sums[2] / total - mean.square()).clamp_min(0)
+    return mean.float(), (var + eps).sqrt().float()
+
+
 def adain_from_stats(
-    content: Tensor, style_mean: Tensor, style_std: Tensor, eps: float = EPS, weight: Tensor | None = None
+    content: Tensor,
+    style_mean: Tensor,
+    style_std: Tensor,
+    eps: float = EPS,
+    weight: Tensor | None = None,
+    content_stats: tuple[Tensor, Tensor] | None = None,
 ) -> Tensor:
     """``σ_s · (x − μ_c) / σ_c + μ_s``: content features renormalised to given style statistics.
 
-    ``weight`` restricts the *content* statistics to a region (spatial control).
+    ``weight`` restricts the *content* statistics to a region (spatial control);
+    ``content_stats`` gives them instead (those of a whole image seen in tiles).
     """
-    mean, std = mean_std(content, eps, weight)
+    mean, std = content_stats if content_stats is not None else mean_std(content, eps, weight)
     return ((content.float() - mean) / std * style_std + style_mean).to(content.dtype)
 
 
@@ -59,6 +84,7 @@ def blend_targets(
     mask: Tensor | None = None,
     alpha: float = 1.0,
     eps: float = EPS,
+    content_stats: Sequence[tuple[Tensor, Tensor]] | None = None,
 ) -> Tensor:
     """The decoder's input for one or several styles.
 
@@ -68,16 +94,21 @@ def blend_targets(
       is black, each region normalised with its own content statistics (the paper's spatial
       control, as in the original AdaIN code);
     - then the style-strength blend ``(1 − α) · f(c) + α · t``.
+
+    ``content_stats`` replaces the content statistics taken from ``content``: one (mean, std),
+    or with a mask those of the white and of the black region (a tile's, from the whole image).
     """
     check_styles(len(style_stats), weights, mask is not None)
     if mask is not None:
         m = resize_mask(mask, content.shape[-2:])
-        target = m * adain_from_stats(content, *style_stats[0], eps=eps, weight=m) + (1 - m) * adain_from_stats(
-            content, *style_stats[1], eps=eps, weight=1 - m
+        inside, outside = content_stats if content_stats is not None else (None, None)
+        target = m * adain_from_stats(content, *style_stats[0], eps, m, inside) + (1 - m) * adain_from_stats(
+            content, *style_stats[1], eps, 1 - m, outside
         )
     else:
         w = normalise_weights(weights, len(style_stats))
-        target = sum(wi * adain_from_stats(content, *stats, eps=eps) for wi, stats in zip(w, style_stats))
+        whole = content_stats[0] if content_stats is not None else None
+        target = sum(wi * adain_from_stats(content, *stats, eps, None, whole) for wi, stats in zip(w, style_stats))
     return alpha * target + (1 - alpha) * content
 
 
