@@ -73,5 +73,7 @@ def stylise(
     else:
         codes = codes if codes is not None else StyleCodes()
         styles = [codes.get(model, s, request.style_size, request.crop, max_input, max_work) for s in request.styles]
-    out = model.stylize(content.rgb, styles, request.alpha, request.style_weights, mask, request.preserve_color or False)
+    out = model.stylize(
+        content.rgb, styles, request.alpha, request.style_weights, mask, request.preserve_color or False, request.max_tile
+    )
     return LoadedImage(out, content.alpha)

@@ -66,6 +66,16 @@ def check_preserve_color(method: bool | str | None) -> str | None:
     return method
 
 
+MIN_TILE = 64  # px: smaller tiles would spend most of their work on the margin (transfer.TILE_HALO)
+DEFAULT_MAX_TILE = 1024  # px: larger images are stylised in tiles of this size, in bounded memory
+
+
+def check_max_tile(max_tile: int) -> None:
+    """ValueError unless ``max_tile`` is 0 (never tile) or a multiple of 8 of at least ``MIN_TILE``."""
+    if max_tile != 0 and (max_tile < MIN_TILE or max_tile % 8):
+        raise ValueError(f"max_tile must be 0 (never tile) or a multiple of 8 of at least {MIN_TILE}, got {max_tile}")
+
+
 @dataclass(frozen=True)
 class Request:
     """One output: a content image, its styles, and how to combine them (the options of ``infer.py``)."""
@@ -79,10 +89,12 @@ class Request:
     content_size: int = 512  # shorter side in px; 0 keeps the image's
     style_size: int = 512
     crop: bool = False  # centre-crop content, mask and styles to squares
+    max_tile: int = DEFAULT_MAX_TILE  # a larger side is stylised in tiles of this size (0: never)
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
         check_styles(len(self.styles), self.style_weights, self.mask is not None)
         check_preserve_color(self.preserve_color)
+        check_max_tile(self.max_tile)
         if self.content_size < 0 or self.style_size < 0:
             raise ValueError("content_size and style_size must be >= 0")

@@ -28,7 +28,7 @@ from .encoder import VGG19Encoder
 from .functional import blend_targets, check_mask_shape, mask_from_rgb, mean_std, moment_sums, resize_mask, stats_from_sums
 from .imageio import pil_to_tensor, resize, tensor_to_pil
 from .options import DEFAULT_VGG
-from .request import check_alpha, check_preserve_color, check_styles
+from .request import check_alpha, check_max_tile, check_preserve_color, check_styles
 from .shipped import shipped
 
 DEFAULT_DECODER = shipped("checkpoints") / "decoder.safetensors"
@@ -182,8 +182,7 @@ class StyleTransfer(nn.Module):
         each tile again, applies AdaIN with those statistics, decodes, and keeps the core. Each
         core's output depends only on pixels within its margin, so the tiles join without seams.
         """
-        if tile < 8 or tile % 8:
-            raise ValueError(f"tile must be a positive multiple of 8, got {tile}")
+        check_max_tile(tile)
         ph, pw = x.shape[-2:]
         m = None if mask is None else resize_mask(mask, (ph // 8, pw // 8))  # as blend_targets would
         cores = [(top, left) for top in range(0, ph, tile) for left in range(0, pw, tile)]
@@ -226,6 +225,7 @@ class StyleTransfer(nn.Module):
         style_weights: Sequence[float] | None = None,
         mask: ImageLike | None = None,
         preserve_color: bool | str = False,
+        max_tile: int = 0,
     ) -> ImageLike:
         """Stylise ``content`` with one style, a weighted mix of styles, or two styles under a mask.
 
@@ -233,9 +233,11 @@ class StyleTransfer(nn.Module):
         kind and size (a PIL content's alpha channel is carried over). ``alpha`` in [0, 1] is the
         style strength; ``style_weights`` are normalised to sum 1; ``mask`` (white → first style,
         black → second) needs exactly two styles; ``preserve_color``: False, True (= ``"coral"``)
-        or ``"luminance"`` (see :mod:`adain.color`).
+        or ``"luminance"`` (see :mod:`adain.color`); ``max_tile``: an image with a side over this
+        many pixels is stylised in tiles of that size (0: never; see :meth:`forward`).
         """
         check_alpha(alpha)
+        check_max_tile(max_tile)
         method = check_preserve_color(preserve_color)
         styles = list(style_or_styles) if isinstance(style_or_styles, (list, tuple)) else [style_or_styles]
         check_styles(len(styles), style_weights, mask is not None)
@@ -248,11 +250,11 @@ class StyleTransfer(nn.Module):
         mask_t = None if mask is None else _as_mask(mask)
         if method is None:
             codes = [s if isinstance(s, StyleCode) else self.encode_style(s) for s in styles]
-            out = self(batch, codes, style_weights, mask_t, alpha)
+            out = self(batch, codes, style_weights, mask_t, alpha, max_tile or None)
         else:
             if any(isinstance(s, StyleCode) for s in styles):
                 raise ValueError("preserve_color needs the style images, not pre-encoded StyleCodes")
-            out = torch.cat([self._preserving(c[None], styles, style_weights, mask_t, alpha, method) for c in batch])
+            out = torch.cat([self._preserving(c[None], styles, style_weights, mask_t, alpha, method, max_tile) for c in batch])
         if isinstance(content, Image.Image):
             return tensor_to_pil(out[0], alpha_channel)
         out = out.to(content.device)
@@ -266,11 +268,12 @@ class StyleTransfer(nn.Module):
         mask: Tensor | None,
         alpha: float,
         method: str,
+        max_tile: int,
     ) -> Tensor:
         """One content image stylised under a colour-preservation method."""
         content = content.to(self.device)
         codes = [self.encode_style(color.prepare_style(_as_batch(s).to(self.device), content, method)) for s in styles]
-        out = self(color.prepare_content(content, method), codes, weights, mask, alpha)
+        out = self(color.prepare_content(content, method), codes, weights, mask, alpha, max_tile or None)
         return color.finish(out, content, method)
 
 

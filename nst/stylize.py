@@ -26,7 +26,7 @@ from tqdm import tqdm
 from adain.commandline import finite_float, run_main
 from adain.errors import ImageError, one_line
 from adain.options import IMAGE_EXTENSIONS, OUTPUT_FORMATS, add_model_options, add_version
-from adain.request import ImageSource, Request
+from adain.request import DEFAULT_MAX_TILE, ImageSource, Request
 from gatys.config import DEFAULTS as GATYS
 from gatys.config import INITS, OPTIMIZERS, load_config
 
@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-size", type=int, default=512, metavar="N", help="shorter side in px; 0 keeps it")
     p.add_argument("--style-size", type=int, default=512, metavar="N", help="shorter side in px; 0 keeps it")
     p.add_argument("--crop", action="store_true", help="centre-crop content and style to squares")
+    p.add_argument("--max-tile", type=int, default=DEFAULT_MAX_TILE, metavar="PX",
+                   help=f"stylise a larger image in tiles of this side, in bounded memory (default {DEFAULT_MAX_TILE}; 0: never)")  # fmt: skip
     add_model_options(p, "decoder file (.safetensors, train.py .ckpt, pytorch-AdaIN decoder.pth; default: the bundled one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     g_title = "Gatys optimisation (--method gatys; defaults from --config, else gatys/config.py = configs/gatys.yaml)"
@@ -103,7 +105,12 @@ def check_method_flags(args: argparse.Namespace, parser: argparse.ArgumentParser
         if gatys_flags:
             parser.error(f"--{gatys_flags[0].replace('_', '-')} applies only to --method gatys")
         return
-    adain_only = {"--alpha": args.alpha != 1.0, "--mask": args.mask is not None, "--precision": args.precision != "fp32"}
+    adain_only = {
+        "--alpha": args.alpha != 1.0,
+        "--mask": args.mask is not None,
+        "--precision": args.precision != "fp32",
+        "--max-tile": args.max_tile != DEFAULT_MAX_TILE,
+    }
     adain_flags = [flag for flag, given in adain_only.items() if given]
     if adain_flags:
         parser.error(f"{adain_flags[0]} applies only to --method adain")
@@ -170,6 +177,7 @@ def request_for(job: Job, args: argparse.Namespace) -> Request:
         content_size=args.content_size,
         style_size=args.style_size,
         crop=args.crop,
+        max_tile=args.max_tile,
     )
 
 

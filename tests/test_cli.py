@@ -267,3 +267,16 @@ def test_help_version_and_usage_errors_answer_without_importing_torch(target, us
         assert proc.returncode == code, proc.stderr
         assert expected in proc.stdout + proc.stderr
         assert proc.stderr.endswith("torch imported: False\n"), proc.stderr
+
+
+def test_max_tile_gives_the_same_image_and_is_checked(tmp_path, images, decoder_file, capsys):
+    common = ["--content", images["c1"], "--style", images["s1"], "--content-size", "80"]
+    assert run([*common, "--output", tmp_path / "whole.png", "--max-tile", "0"], decoder_file, "--content-size", "80") == 0
+    assert run([*common, "--output", tmp_path / "tiled.png", "--max-tile", "64"], decoder_file, "--content-size", "80") == 0
+    whole, tiled = (np.asarray(Image.open(tmp_path / f"{n}.png"), dtype=int) for n in ("whole", "tiled"))
+    assert whole.shape == (80, 96, 3) and np.abs(whole - tiled).max() <= 1  # 8-bit rounding at most
+    for flags, message in ((["--max-tile", "60"], "max_tile must be 0 (never tile)"),
+                           (["--method", "gatys", "--max-tile", "64"], "--max-tile applies only to --method adain")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            run([*common, *flags], decoder_file)
+        assert message in capsys.readouterr().err

@@ -10,6 +10,8 @@ import torch
 import adain.transfer as transfer
 from adain.decoder import Decoder
 from adain.imageio import load_image
+from adain.pipeline import stylise
+from adain.request import ImageSource, Request
 from adain.transfer import StyleTransfer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,3 +64,14 @@ def test_the_margin_is_what_makes_the_tiles_exact(st, photo, styles, monkeypatch
 def test_a_tile_that_is_no_multiple_of_8_is_refused(st, photo, styles):
     with pytest.raises(ValueError, match="multiple of 8"):
         st(photo, styles[:1], tile=100)
+
+
+def test_requests_tile_above_max_tile_with_colour_preservation_too(st):
+    content = ImageSource.file(ROOT / "examples/content/chelsea.jpg")
+    style = (ImageSource.file(ROOT / "examples/style/munch_the_scream.jpg"),)
+    for options in ({}, {"preserve_color": "coral"}):
+        whole = stylise(st, Request(content, style, content_size=160, style_size=96, max_tile=0, **options)).rgb
+        tiled = stylise(st, Request(content, style, content_size=160, style_size=96, max_tile=64, **options)).rgb
+        assert (tiled - whole).abs().max() < 1e-5, options
+    with pytest.raises(ValueError, match="max_tile must be 0 .never tile. or a multiple of 8 of at least 64, got 60"):
+        Request(content, style, max_tile=60)
