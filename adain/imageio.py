@@ -138,11 +138,17 @@ def split_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def load_image(
-    path: str | os.PathLike, short_side: int = 0, crop: bool = False, max_pixels: int = MAX_WORK_PIXELS
+    source: str | os.PathLike | bytes,
+    short_side: int = 0,
+    crop: bool = False,
+    max_pixels: int = MAX_WORK_PIXELS,
+    name: str | os.PathLike | None = None,
+    max_input: int = MAX_INPUT_PIXELS,
 ) -> LoadedImage:
-    """Read an image, resize its shorter side to ``short_side`` (0 keeps it) and optionally
-    centre-crop it to a square."""
-    return prepare_image(open_image(path, short_side=short_side), short_side, crop, max_pixels, name=path)
+    """Read an image file (or a file's bytes, called ``name``), resize its shorter side to
+    ``short_side`` (0 keeps it) and optionally centre-crop it to a square."""
+    name = name if name is not None else ("image" if isinstance(source, bytes) else source)
+    return prepare_image(open_image(source, name, max_input, short_side), short_side, crop, max_pixels, name)
 
 
 def prepare_image(

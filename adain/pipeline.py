@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from .functional import mask_from_rgb
-from .imageio import MAX_INPUT_PIXELS, MAX_WORK_PIXELS, LoadedImage, open_image, prepare_image
+from .imageio import MAX_INPUT_PIXELS, MAX_WORK_PIXELS, LoadedImage, load_image
 from .request import ImageSource, Request
 from .transfer import StyleCode, StyleTransfer
 
@@ -20,8 +20,7 @@ def load(
 ) -> LoadedImage:
     """Read an image at its working size: the shorter side ``short_side`` (0 keeps it), optionally
     centre-cropped; :class:`~adain.errors.ImageError` names the source on any problem."""
-    image = open_image(source.data, source.label, max_input, short_side)
-    return prepare_image(image, short_side, crop, max_work, source.label)
+    return load_image(source.data, short_side, crop, max_work, source.label, max_input)
 
 
 class StyleCodes:
