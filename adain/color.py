@@ -54,9 +54,14 @@ def ycbcr_to_rgb(ycbcr: Tensor) -> Tensor:
     return torch.einsum("ij,njhw->nihw", torch.linalg.inv(_RGB_TO_YCBCR).to(ycbcr), ycbcr).clamp(0, 1)
 
 
+def luminance(rgb: Tensor) -> Tensor:
+    """N×3×H×W RGB → N×1×H×W luminance (the Y of :func:`rgb_to_ycbcr`), with no 3-channel temporary."""
+    return torch.einsum("j,njhw->nhw", _RGB_TO_YCBCR[0].to(rgb), rgb)[:, None]
+
+
 def grey(rgb: Tensor) -> Tensor:
     """Luminance replicated to three channels."""
-    return rgb_to_ycbcr(rgb)[:, :1].expand(-1, 3, -1, -1).contiguous()
+    return luminance(rgb).expand(-1, 3, -1, -1).contiguous()
 
 
 def match_luminance(style: Tensor, content: Tensor) -> Tensor:

@@ -31,7 +31,7 @@ from .options import OUTPUT_FORMATS
 
 ALPHA_FORMATS = {"PNG", "WEBP"}
 MAX_INPUT_PIXELS = 100_000_000  # larger files are refused before decoding (decompression bombs)
-MAX_WORK_PIXELS = 16_000_000  # largest image stylised, after resizing (≈ 4000×4000)
+MAX_WORK_PIXELS = 16_000_000  # largest image processed in one piece, after resizing (≈ 4000×4000)
 MIN_SIDE = 8  # a smaller image holds no picture to stylise: refused, not silently enlarged
 # A JPEG is decoded at a reduced DCT scale only down to this many times the working size, so the
 # resize after it still sees enough pixels (the result differs from a full decode by a few levels
@@ -121,20 +121,27 @@ def shrink(img: Image.Image, width: int, height: int) -> Image.Image:
     return img.resize((width, height), Image.Resampling.BICUBIC)
 
 
-def split_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
-    """Float RGB (H×W×3) and alpha (H×W) arrays in [0, 1] from any Pillow mode."""
-    alpha = None
+def split_alpha(img: Image.Image) -> tuple[Tensor, Tensor | None]:
+    """Float RGB (1×3×H×W) and alpha (1×1×H×W) tensors in [0, 1] from any Pillow mode.
+
+    8-bit images become floats one channel at a time, straight into the result, so a large
+    image never exists as more than its 8-bit array plus one float copy."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
         top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        grey = np.clip(arr / top, 0.0, 1.0).astype(np.float32)
-        return np.repeat(grey[..., None], 3, axis=2), None
-    if has_alpha(img):
-        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
-        rgb, alpha = rgba[..., :3], rgba[..., 3]
-    else:
-        rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    return rgb, alpha
+        grey = torch.from_numpy(np.clip(arr / top, 0.0, 1.0).astype(np.float32))
+        return grey.expand(1, 3, *grey.shape).contiguous(), None
+    planes = torch.from_numpy(np.array(img.convert("RGBA" if has_alpha(img) else "RGB"))).permute(2, 0, 1)
+    floats = torch.empty((1, *planes.shape), dtype=torch.float32)
+    for channel, plane in enumerate(planes):
+        floats[0, channel].copy_(plane).div_(255.0)
+    return floats[:, :3], (floats[:, 3:] if len(planes) == 4 else None)
+
+
+def check_work_size(width: int, height: int, max_pixels: int, name: str | os.PathLike) -> None:
+    """:class:`ImageError` naming the file and the limit if a working size is over ``max_pixels``."""
+    if width * height > max_pixels:
+        raise ImageError(name, f"too large to stylise at {width}×{height} pixels (limit {max_pixels:,}); lower the size")
 
 
 def load_image(
@@ -164,14 +171,11 @@ def prepare_image(
         raise ImageError(name, f"too small ({size}; the shorter side must be at least {MIN_SIDE})")
     width, height = target_size(img.width, img.height, short_side)
     side = min(width, height)
-    if (side * side if crop else width * height) > max_pixels:
-        raise ImageError(name, f"too large to stylise at {width}×{height} pixels (limit {max_pixels:,}); lower the size")
+    check_work_size(*((side, side) if crop else (width, height)), max_pixels, name)
     try:
-        rgb, alpha = split_alpha(shrink(img, width, height))
+        rgb_t, alpha_t = split_alpha(shrink(img, width, height))
     except (ValueError, OSError) as err:
         raise ImageError(name, f"unsupported colour mode {img.mode} ({err})") from None
-    rgb_t = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
-    alpha_t = None if alpha is None else torch.from_numpy(np.ascontiguousarray(alpha))[None, None]
     if (height, width) != rgb_t.shape[-2:]:
         rgb_t = resize(rgb_t, (height, width))
         alpha_t = None if alpha_t is None else resize(alpha_t, (height, width))
@@ -192,14 +196,23 @@ def center_crop(image: Tensor, side: int) -> Tensor:
     return image[..., top : top + side, left : left + side]
 
 
+def to_uint8(image: Tensor) -> np.ndarray:
+    """A C×H×W (or 1×C×H×W) tensor in [0, 1] → an H×W×C 8-bit array (rounded), made a band of rows
+    at a time so that a large image needs no float copy of itself."""
+    image = image.detach().reshape(-1, *image.shape[-2:])
+    out = np.empty((*image.shape[1:], image.shape[0]), dtype=np.uint8)
+    rows = max(1, 2**22 // out[0].size)
+    for top in range(0, out.shape[0], rows):
+        band = image[:, top : top + rows].to("cpu", torch.float32).permute(1, 2, 0).clamp(0, 1)
+        torch.from_numpy(out[top : top + rows]).copy_(band.mul_(255.0).add_(0.5))  # truncates, as astype would
+    return out
+
+
 def tensor_to_pil(rgb: Tensor, alpha: Tensor | None = None) -> Image.Image:
     """A 3×H×W (or 1×3×H×W) tensor in [0, 1], plus optional alpha, → 8-bit RGB(A) Pillow image."""
-    rgb = rgb.detach().float().reshape(3, *rgb.shape[-2:]).clamp(0, 1)
-    arr = (rgb.permute(1, 2, 0).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-    img = Image.fromarray(arr, "RGB")
+    img = Image.fromarray(to_uint8(rgb), "RGB")
     if alpha is not None:
-        a = (alpha.detach().float().reshape(*rgb.shape[-2:]).clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-        img.putalpha(Image.fromarray(a, "L"))
+        img.putalpha(Image.fromarray(to_uint8(alpha)[..., 0], "L"))
     return img
 
 
@@ -216,22 +229,28 @@ def output_format(path: str | os.PathLike) -> str:
     return fmt
 
 
-def encode_image(image: Image.Image | Tensor, fmt: str, alpha: Tensor | None = None, quality: int = 95) -> bytes:
-    """An image file's bytes in Pillow format ``fmt``; alpha is kept for PNG/WebP, dropped for JPEG."""
+def write_image(image: Image.Image | Tensor, target: str | os.PathLike | io.BytesIO, fmt: str, alpha: Tensor | None = None, quality: int = 95) -> None:
+    """Encode in Pillow format ``fmt`` into a file or a buffer; alpha is kept for PNG/WebP, dropped for JPEG."""
     img = tensor_to_pil(image, alpha) if isinstance(image, Tensor) else image
     if fmt not in ALPHA_FORMATS and img.mode != "RGB":
         img = img.convert("RGB")
+    img.save(target, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
+
+
+def encode_image(image: Image.Image | Tensor, fmt: str, alpha: Tensor | None = None, quality: int = 95) -> bytes:
+    """An image file's bytes in Pillow format ``fmt`` (see :func:`write_image`)."""
     buffer = io.BytesIO()
-    img.save(buffer, format=fmt, **({"quality": quality} if fmt in ("JPEG", "WEBP") else {}))
+    write_image(image, buffer, fmt, alpha, quality)
     return buffer.getvalue()
 
 
 def save_image(image: Image.Image | Tensor, path: str | os.PathLike, alpha: Tensor | None = None, quality: int = 95) -> None:
-    """Write atomically (temporary file + rename); alpha is kept for PNG/WebP, dropped for JPEG."""
+    """Write atomically (temporary file + rename), encoding straight into the file; alpha is kept
+    for PNG/WebP, dropped for JPEG."""
     path = Path(path)
     fmt = output_format(path)
     try:
         with atomic_path(path) as tmp:
-            tmp.write_bytes(encode_image(image, fmt, alpha, quality))
+            write_image(image, tmp, fmt, alpha, quality)
     except OSError as err:
         raise ImageError(path, f"cannot write ({err.strerror or err})") from None

@@ -67,13 +67,21 @@ def check_preserve_color(method: bool | str | None) -> str | None:
 
 
 MIN_TILE = 64  # px: smaller tiles would spend most of their work on the margin (transfer.TILE_HALO)
-DEFAULT_MAX_TILE = 1024  # px: larger images are stylised in tiles of this size, in bounded memory
+MAX_TILE = 4000  # px: with its margins, about the most processed in one piece (imageio.MAX_WORK_PIXELS)
+DEFAULT_MAX_TILE = 1024  # px: images of more than its square are stylised in tiles of at most this side
 
 
 def check_max_tile(max_tile: int) -> None:
-    """ValueError unless ``max_tile`` is 0 (never tile) or a multiple of 8 of at least ``MIN_TILE``."""
-    if max_tile != 0 and (max_tile < MIN_TILE or max_tile % 8):
-        raise ValueError(f"max_tile must be 0 (never tile) or a multiple of 8 of at least {MIN_TILE}, got {max_tile}")
+    """ValueError unless ``max_tile`` is 0 (never tile) or a multiple of 8 from ``MIN_TILE`` to ``MAX_TILE``."""
+    if max_tile != 0 and not (MIN_TILE <= max_tile <= MAX_TILE and max_tile % 8 == 0):
+        raise ValueError(f"max_tile must be 0 (never tile) or a multiple of 8 from {MIN_TILE} to {MAX_TILE}, got {max_tile}")
+
+
+def check_sizes(**sizes: int) -> None:
+    """ValueError unless every size (a shorter side in px; 0: off or kept) is >= 0."""
+    for name, size in sizes.items():
+        if size < 0:
+            raise ValueError(f"{name} must be >= 0, got {size}")
 
 
 @dataclass(frozen=True)
@@ -89,12 +97,12 @@ class Request:
     content_size: int = 512  # shorter side in px; 0 keeps the image's
     style_size: int = 512
     crop: bool = False  # centre-crop content, mask and styles to squares
-    max_tile: int = DEFAULT_MAX_TILE  # a larger side is stylised in tiles of this size (0: never)
+    max_tile: int = DEFAULT_MAX_TILE  # over max_tile² pixels, stylise in tiles of at most this side (0: never)
+    look_size: int = 0  # stylise at this shorter side, then upsample guided by the content (0: off)
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)
         check_styles(len(self.styles), self.style_weights, self.mask is not None)
         check_preserve_color(self.preserve_color)
         check_max_tile(self.max_tile)
-        if self.content_size < 0 or self.style_size < 0:
-            raise ValueError("content_size and style_size must be >= 0")
+        check_sizes(content_size=self.content_size, style_size=self.style_size, look_size=self.look_size)

@@ -26,10 +26,11 @@ from .decoder import Decoder
 from .device import DTYPES, check_precision, resolve_device
 from .encoder import VGG19Encoder
 from .functional import blend_targets, check_mask_shape, mask_from_rgb, mean_std, moment_sums, resize_mask, stats_from_sums
-from .imageio import pil_to_tensor, resize, tensor_to_pil
+from .imageio import pil_to_tensor, resize, target_size, tensor_to_pil
 from .options import DEFAULT_VGG
-from .request import check_alpha, check_max_tile, check_preserve_color, check_styles
+from .request import check_alpha, check_max_tile, check_preserve_color, check_sizes, check_styles
 from .shipped import shipped
+from .upsample import guided_upsample
 
 DEFAULT_DECODER = shipped("checkpoints") / "decoder.safetensors"
 MIN_SIDE = 16  # smallest padded input: relu4_1 is then 2×2, enough for the decoder's reflection padding
@@ -39,6 +40,25 @@ MIN_SIDE = 16  # smallest padded input: relu4_1 is then 2×2, enough for the dec
 # result: 1.8e-3 with 16 px, 4.9e-4 with 32, 3.7e-5 with 48, 2.0e-6 with 56, 6e-8 (float rounding) with 64.
 TILE_HALO = 64
 ImageLike = Union[Image.Image, Tensor]
+
+
+Span = tuple[int, int, int, int]
+
+
+def tile_spans(length: int, tile: int) -> list[Span]:
+    """How a side of ``length`` px (a multiple of 8) is cut into tiles of at most ``tile``:
+    (core start, core end, window start, window end) per tile. The cores are as equal as
+    multiples of 8 allow and every window is the core plus :data:`TILE_HALO` on each side, moved
+    inwards at the image's edges, so all windows have one size: memory freed by one tile is
+    reused by the next rather than fragmented."""
+    count = -(-length // tile)
+    core = -(-length // (count * 8)) * 8
+    window = min(length, core + 2 * TILE_HALO)
+    spans = []
+    for start in range(0, length, core):
+        first = min(max(start - TILE_HALO, 0), length - window)
+        spans.append((start, min(start + core, length), first, first + window))
+    return spans
 
 
 class NoDecoderError(FileNotFoundError):
@@ -142,7 +162,8 @@ class StyleTransfer(nn.Module):
         README, Benchmark): channels-last activations, and on the CPU the decoder's upsamplings
         folded into its convolutions (:meth:`Decoder.forward_folded`).
 
-        ``tile`` (a multiple of 8): work in ``tile``×``tile`` pieces, each with a margin of
+        ``tile`` (a multiple of 8): an image of more than ``tile``² pixels is worked on in pieces
+        of at most ``tile``×``tile``, each with a margin of
         :data:`TILE_HALO` pixels of context, and AdaIN's content statistics taken over the whole
         image, so memory follows the tile, not the image, and the result equals the untiled one
         (:meth:`_tiled`).
@@ -150,16 +171,17 @@ class StyleTransfer(nn.Module):
         content = content.to(self.device)
         h, w = content.shape[-2:]
         ph, pw = max(MIN_SIDE, -(-h // 8) * 8), max(MIN_SIDE, -(-w // 8) * 8)
-        x = F.pad(content, (0, pw - w, 0, ph - h), mode="replicate") if (ph, pw) != (h, w) else content
         if mask is not None:
             check_mask_shape(mask.shape[-2:], (h, w))
             mask = F.interpolate(mask.to(self.device).float(), size=(h, w), mode="bilinear", align_corners=False)
             mask = F.pad(mask, (0, pw - w, 0, ph - h), mode="replicate")
-        if tile is not None and max(ph, pw) > tile:
-            return self._tiled(x, [(s.mean, s.std) for s in styles], weights, mask, alpha, tile)[..., :h, :w].contiguous()
+        style_stats = [(s.mean, s.std) for s in styles]
+        if tile is not None and ph * pw > tile * tile:
+            return self._tiled(content, (ph, pw), style_stats, weights, mask, alpha, tile)  # at the content's size
+        x = F.pad(content, (0, pw - w, 0, ph - h), mode="replicate") if (ph, pw) != (h, w) else content
         with self._autocast():
             feat = self.encoder(self._fast_layout(x), ["relu4_1"])["relu4_1"]
-            target = blend_targets(feat, [(s.mean, s.std) for s in styles], weights, mask, alpha).to(feat.dtype)
+            target = blend_targets(feat, style_stats, weights, mask, alpha).to(feat.dtype)
             out = self._decode(target)
         return out[..., :h, :w].float().clamp(0, 1).contiguous()
 
@@ -168,53 +190,59 @@ class StyleTransfer(nn.Module):
 
     def _tiled(
         self,
-        x: Tensor,
+        content: Tensor,
+        padded: tuple[int, int],
         style_stats: list[tuple[Tensor, Tensor]],
         weights: Sequence[float] | None,
         mask: Tensor | None,
         alpha: float,
         tile: int,
     ) -> Tensor:
-        """:meth:`forward` on a padded image, ``tile`` × ``tile`` at a time, in two passes.
+        """:meth:`forward` in ``tile`` × ``tile`` pieces of the content padded to ``padded``, in two passes.
 
         Pass 1 encodes each tile with its margin and adds up its core's relu4_1 moments (per
         region under a mask), giving the content statistics of the whole image. Pass 2 encodes
         each tile again, applies AdaIN with those statistics, decodes, and keeps the core. Each
         core's output depends only on pixels within its margin, so the tiles join without seams.
+        Only tiles are ever padded and the output is made at the content's size, so the one
+        full-size buffer besides the content is the result.
         """
         check_max_tile(tile)
-        ph, pw = x.shape[-2:]
+        h, w = content.shape[-2:]
+        ph, pw = padded
         m = None if mask is None else resize_mask(mask, (ph // 8, pw // 8))  # as blend_targets would
-        cores = [(top, left) for top in range(0, ph, tile) for left in range(0, pw, tile)]
+        cores = [(rows, cols) for rows in tile_spans(ph, tile) for cols in tile_spans(pw, tile)]
 
-        def encoded(top: int, left: int) -> tuple[Tensor, tuple[int, int, int, int], tuple[int, int, int, int]]:
+        def encoded(rows: Span, cols: Span) -> tuple[Tensor, tuple[int, int, int, int], tuple[int, int, int, int]]:
             """A tile's relu4_1 with its margin, the margin box, and the core's box inside it (both ÷ 8)."""
-            bottom, right = min(top + tile, ph), min(left + tile, pw)
-            t0, l0 = max(top - TILE_HALO, 0), max(left - TILE_HALO, 0)
-            b0, r0 = min(bottom + TILE_HALO, ph), min(right + TILE_HALO, pw)
+            (top, bottom, t0, b0), (left, right, l0, r0) = rows, cols
+            x = content[..., t0 : min(b0, h), l0 : min(r0, w)]
+            if (b0, r0) != (min(b0, h), min(r0, w)):  # the padding of the whole image, made for this tile
+                x = F.pad(x, (0, r0 - min(r0, w), 0, b0 - min(b0, h)), mode="replicate")
             with self._autocast():
-                feat = self.encoder(self._fast_layout(x[..., t0:b0, l0:r0]), ["relu4_1"])["relu4_1"]
+                feat = self.encoder(self._fast_layout(x), ["relu4_1"])["relu4_1"]
             box = (t0 // 8, l0 // 8, b0 // 8, r0 // 8)
             return feat, box, ((top - t0) // 8, (left - l0) // 8, (bottom - t0) // 8, (right - l0) // 8)
 
         regions = [None] if m is None else [m, 1 - m]
         sums = [torch.zeros(()) for _ in regions]
-        for top, left in cores:
-            feat, box, (ct, cl, cb, cr) = encoded(top, left)
+        for rows, cols in cores:
+            feat, box, (ct, cl, cb, cr) = encoded(rows, cols)
             core = feat[..., ct:cb, cl:cr]
             for i, region in enumerate(regions):
                 weight = None if region is None else region[..., box[0] + ct : box[0] + cb, box[1] + cl : box[1] + cr]
                 sums[i] = sums[i] + moment_sums(core, weight).cpu()
         content_stats = [tuple(s.to(self.device) for s in stats_from_sums(total)) for total in sums]
 
-        out = torch.empty_like(x, dtype=torch.float32)
-        for top, left in cores:
-            feat, (t0, l0, b0, r0), (ct, cl, cb, cr) = encoded(top, left)
+        out = torch.empty(content.shape, dtype=torch.float32, device=content.device)
+        for rows, cols in cores:
+            feat, (t0, l0, b0, r0), (ct, cl, cb, cr) = encoded(rows, cols)
             tile_mask = None if m is None else m[..., t0:b0, l0:r0]
             with self._autocast():
                 target = blend_targets(feat, style_stats, weights, tile_mask, alpha, content_stats=content_stats)
                 decoded = self._decode(target.to(feat.dtype))
-            out[..., top : top + (cb - ct) * 8, left : left + (cr - cl) * 8] = decoded[..., ct * 8 : cb * 8, cl * 8 : cr * 8].float()
+            (top, bottom), (left, right) = (rows[0], min(rows[1], h)), (cols[0], min(cols[1], w))  # less the padding
+            out[..., top:bottom, left:right] = decoded[..., ct * 8 : ct * 8 + bottom - top, cl * 8 : cl * 8 + right - left]
         return out.clamp_(0, 1)
 
     def stylize(
@@ -226,6 +254,7 @@ class StyleTransfer(nn.Module):
         mask: ImageLike | None = None,
         preserve_color: bool | str = False,
         max_tile: int = 0,
+        look_size: int = 0,
     ) -> ImageLike:
         """Stylise ``content`` with one style, a weighted mix of styles, or two styles under a mask.
 
@@ -233,11 +262,15 @@ class StyleTransfer(nn.Module):
         kind and size (a PIL content's alpha channel is carried over). ``alpha`` in [0, 1] is the
         style strength; ``style_weights`` are normalised to sum 1; ``mask`` (white → first style,
         black → second) needs exactly two styles; ``preserve_color``: False, True (= ``"coral"``)
-        or ``"luminance"`` (see :mod:`adain.color`); ``max_tile``: an image with a side over this
-        many pixels is stylised in tiles of that size (0: never; see :meth:`forward`).
+        or ``"luminance"`` (see :mod:`adain.color`); ``max_tile``: an image of more than
+        ``max_tile``² pixels is stylised in tiles of at most that side (0: never; see :meth:`forward`);
+        ``look_size``: a content whose shorter side is larger is stylised at this shorter side and
+        brought back to its size by :func:`~adain.upsample.guided_upsample`, so its strokes are
+        as large, relative to the picture, as on a ``look_size`` result (0: off).
         """
         check_alpha(alpha)
         check_max_tile(max_tile)
+        check_sizes(look_size=look_size)
         method = check_preserve_color(preserve_color)
         styles = list(style_or_styles) if isinstance(style_or_styles, (list, tuple)) else [style_or_styles]
         check_styles(len(styles), style_weights, mask is not None)
@@ -248,13 +281,19 @@ class StyleTransfer(nn.Module):
         else:
             batch = _as_batch(content)
         mask_t = None if mask is None else _as_mask(mask)
+        small = batch
+        if 0 < look_size < min(batch.shape[-2:]):
+            width, height = target_size(batch.shape[-1], batch.shape[-2], look_size)
+            small = resize(batch, (height, width))
         if method is None:
             codes = [s if isinstance(s, StyleCode) else self.encode_style(s) for s in styles]
-            out = self(batch, codes, style_weights, mask_t, alpha, max_tile or None)
+            out = self(small, codes, style_weights, mask_t, alpha, max_tile or None)
         else:
             if any(isinstance(s, StyleCode) for s in styles):
                 raise ValueError("preserve_color needs the style images, not pre-encoded StyleCodes")
-            out = torch.cat([self._preserving(c[None], styles, style_weights, mask_t, alpha, method, max_tile) for c in batch])
+            out = torch.cat([self._preserving(c[None], styles, style_weights, mask_t, alpha, method, max_tile) for c in small])
+        if small is not batch:
+            out = guided_upsample(out, small.to(out.device), batch.to(out.device))
         if isinstance(content, Image.Image):
             return tensor_to_pil(out[0], alpha_channel)
         out = out.to(content.device)

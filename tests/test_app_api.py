@@ -197,7 +197,7 @@ def test_same_style_is_encoded_once(model, gallery):
         ({}, {"content_example": "../examples/content/chelsea"}, ("unknown content example",)),
         ({"content": png()}, {"alpha": "1.5"}, ("alpha must be in [0, 1], got 1.5",)),  # the message of every path
         ({"content": png()}, {"alpha": "strong"}, ("alpha",)),
-        ({"content": png()}, {"content_size": "-1"}, ("content_size and style_size must be >= 0",)),
+        ({"content": png()}, {"content_size": "-1"}, ("content_size must be >= 0, got -1",)),
         ({"content": png()}, {"format": "gif"}, ("format",)),
         ({"content": png()}, {"preserve_color": "sepia"}, ("preserve_color",)),
         ({"content": png()}, {"style_weights": ["1", "2"]}, ("2 style weights for 1 styles",)),

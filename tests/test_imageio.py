@@ -105,7 +105,7 @@ def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
     target.write_bytes(b"previous")
 
     def explode(self, fp, *args, **kwargs):
-        fp.write(b"partial")
+        Path(fp).write_bytes(b"partial")  # a disk that fills up halfway through the image
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", explode)
@@ -124,8 +124,7 @@ def float_resized(img: Image.Image, short_side: int) -> tuple[torch.Tensor, torc
     """The reference: the whole image as floats, resized in torch (antialiased bicubic)."""
     rgb, alpha = imageio.split_alpha(img)
     width, height = imageio.target_size(img.width, img.height, short_side)
-    rgb_t = imageio.resize(torch.from_numpy(rgb).permute(2, 0, 1)[None], (height, width))
-    return rgb_t, None if alpha is None else imageio.resize(torch.from_numpy(alpha)[None, None], (height, width))
+    return imageio.resize(rgb, (height, width)), None if alpha is None else imageio.resize(alpha, (height, width))
 
 
 def detailed_photo(scale: int) -> Image.Image:

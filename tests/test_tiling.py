@@ -73,5 +73,5 @@ def test_requests_tile_above_max_tile_with_colour_preservation_too(st):
         whole = stylise(st, Request(content, style, content_size=160, style_size=96, max_tile=0, **options)).rgb
         tiled = stylise(st, Request(content, style, content_size=160, style_size=96, max_tile=64, **options)).rgb
         assert (tiled - whole).abs().max() < 1e-5, options
-    with pytest.raises(ValueError, match="max_tile must be 0 .never tile. or a multiple of 8 of at least 64, got 60"):
+    with pytest.raises(ValueError, match="max_tile must be 0 .never tile. or a multiple of 8 from 64 to 4000, got 60"):
         Request(content, style, max_tile=60)
