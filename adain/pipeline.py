@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from torch import Tensor
+
 from .functional import mask_from_rgb
 from .imageio import MAX_INPUT_PIXELS, MAX_WORK_PIXELS, LoadedImage, load_image
 from .request import ImageSource, Request
 from .transfer import StyleCode, StyleTransfer
+
+# The largest content stylised in tiles (8000×8000): memory then grows only with the content and
+# result buffers, 24 bytes per pixel (README, "Large images"); anything processed in one piece
+# (styles, and contents with max_tile=0) stays within imageio.MAX_WORK_PIXELS.
+MAX_TILED_PIXELS = 64_000_000
 
 
 def load(
@@ -51,28 +58,42 @@ class StyleCodes:
         return code
 
 
+def limits(request: Request, max_work: int | None = None) -> tuple[int, int]:
+    """The pixel limits of a request's working sizes: (content and mask, styles). A content
+    stylised in tiles may reach :data:`MAX_TILED_PIXELS`; whatever is processed in one piece
+    ``MAX_WORK_PIXELS``; ``max_work`` (a server's limit) lowers both."""
+    whole = min(max_work or MAX_WORK_PIXELS, MAX_WORK_PIXELS)
+    return (min(max_work or MAX_TILED_PIXELS, MAX_TILED_PIXELS) if request.max_tile else whole), whole
+
+
+def styles_for(
+    model: StyleTransfer, request: Request, codes: StyleCodes | None, max_input: int, limit: int
+) -> list[StyleCode] | list[Tensor]:
+    """The request's styles as the model takes them: encoded once and reused (``codes``), or,
+    with colour preservation, the images themselves, since each is recoloured to the content."""
+    if request.preserve_color:
+        return [load(s, request.style_size, request.crop, max_input, limit).rgb for s in request.styles]
+    codes = codes if codes is not None else StyleCodes()
+    return [codes.get(model, s, request.style_size, request.crop, max_input, limit) for s in request.styles]
+
+
 def stylise(
     model: StyleTransfer,
     request: Request,
     codes: StyleCodes | None = None,
     max_input: int = MAX_INPUT_PIXELS,
-    max_work: int = MAX_WORK_PIXELS,
+    max_work: int | None = None,
 ) -> LoadedImage:
     """Stylise one request: the output (1×3×H×W, the content's working size) and the content's alpha.
-
-    Without colour preservation each style is encoded once and reused (``codes``); with it the
-    style images themselves are needed, since each is recoloured to the content.
-    """
-    content = load(request.content, request.content_size, request.crop, max_input, max_work)
+    ``codes`` keeps encoded styles between requests; ``max_work`` lowers the pixel limits (:func:`limits`)."""
+    limit, whole = limits(request, max_work)
+    content = load(request.content, request.content_size, request.crop, max_input, limit)
     mask = None
     if request.mask is not None:
-        mask = mask_from_rgb(load(request.mask, request.content_size, request.crop, max_input, max_work).rgb)
-    if request.preserve_color:
-        styles = [load(s, request.style_size, request.crop, max_input, max_work).rgb for s in request.styles]
-    else:
-        codes = codes if codes is not None else StyleCodes()
-        styles = [codes.get(model, s, request.style_size, request.crop, max_input, max_work) for s in request.styles]
+        mask = mask_from_rgb(load(request.mask, request.content_size, request.crop, max_input, limit).rgb)
+    styles = styles_for(model, request, codes, max_input, whole)
     out = model.stylize(
-        content.rgb, styles, request.alpha, request.style_weights, mask, request.preserve_color or False, request.max_tile
-    )
+        content.rgb, styles, request.alpha, request.style_weights, mask, request.preserve_color or False,
+        request.max_tile, request.look_size,
+    )  # fmt: skip
     return LoadedImage(out, content.alpha)

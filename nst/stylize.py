@@ -1,7 +1,8 @@
-"""Stylise images from the command line: ``adain-stylize`` (installed) or ``python infer.py``.
+"""Stylise images and videos from the command line: ``adain-stylize`` (installed) or ``python infer.py``.
 
     python infer.py --content photo.jpg --style painting.jpg --output out.jpg
     python infer.py --content photos/ --style paintings/ --output-dir outputs/ --alpha 0.8
+    python infer.py --content clip.mp4 --style painting.jpg --output out.mp4
     python infer.py --method gatys --content photo.jpg --style painting.jpg --output out.jpg --steps 300
 
 Every content × style pair gives one output named ``<content>_stylized_<style>.<ext>``;
@@ -25,7 +26,16 @@ from tqdm import tqdm
 
 from adain.commandline import finite_float, run_main
 from adain.errors import ImageError, one_line
-from adain.options import IMAGE_EXTENSIONS, OUTPUT_FORMATS, add_model_options, add_version
+from adain.options import (
+    IMAGE_EXTENSIONS,
+    OUTPUT_FORMATS,
+    VIDEO_BATCH,
+    VIDEO_EXTENSIONS,
+    VIDEO_OUTPUTS,
+    VIDEO_SMOOTHING,
+    add_model_options,
+    add_version,
+)
 from adain.request import DEFAULT_MAX_TILE, ImageSource, Request
 from gatys.config import DEFAULTS as GATYS
 from gatys.config import INITS, OPTIMIZERS, load_config
@@ -71,9 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-size", type=int, default=512, metavar="N", help="shorter side in px; 0 keeps it")
     p.add_argument("--crop", action="store_true", help="centre-crop content and style to squares")
     p.add_argument("--max-tile", type=int, default=DEFAULT_MAX_TILE, metavar="PX",
-                   help=f"stylise a larger image in tiles of this side, in bounded memory (default {DEFAULT_MAX_TILE}; 0: never)")  # fmt: skip
+                   help=f"stylise an image of more than PX² pixels in tiles of at most PX, in bounded memory (default {DEFAULT_MAX_TILE}; 0: never)")  # fmt: skip
+    p.add_argument("--look-size", type=int, default=0, metavar="PX",
+                   help="big outputs with the stroke size of a PX result: stylise at this shorter side, "
+                        "then upsample guided by the content (default 0: off)")  # fmt: skip
     add_model_options(p, "decoder file (.safetensors, train.py .ckpt, pytorch-AdaIN decoder.pth; default: the bundled one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    v = p.add_argument_group("video (a --content with a video extension: " + ", ".join(VIDEO_EXTENSIONS) + ")")
+    v.add_argument("--smoothing", type=finite_float, default=VIDEO_SMOOTHING, metavar="S",
+                   help=f"against flicker: keep this much of the last output where the input is still (default {VIDEO_SMOOTHING:g}; 0: off)")  # fmt: skip
+    v.add_argument("--batch-size", type=int, default=VIDEO_BATCH, metavar="N", help=f"frames per forward pass (default {VIDEO_BATCH})")
     g_title = "Gatys optimisation (--method gatys; defaults from --config, else gatys/config.py = configs/gatys.yaml)"
     g = p.add_argument_group(g_title)
     g.add_argument("--config", type=Path, metavar="YAML", help="settings as in configs/gatys.yaml (layers too); flags override it")
@@ -94,8 +111,10 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     """Flag combinations that can never work: exit 2 with the usage message. What a single output
     asks for is checked where every tool checks it, in :class:`~adain.request.Request`."""
     check_method_flags(args, parser)
-    if args.output is not None and args.output.suffix.lower() not in OUTPUT_FORMATS:
-        parser.error(f"--output must end in one of {', '.join(sorted(OUTPUT_FORMATS))}")
+    if not 0 <= args.smoothing < 1:
+        parser.error(f"--smoothing must be in [0, 1), got {args.smoothing:g}")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
 
 
 def check_method_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
@@ -110,6 +129,9 @@ def check_method_flags(args: argparse.Namespace, parser: argparse.ArgumentParser
         "--mask": args.mask is not None,
         "--precision": args.precision != "fp32",
         "--max-tile": args.max_tile != DEFAULT_MAX_TILE,
+        "--look-size": args.look_size != 0,
+        "--smoothing": args.smoothing != VIDEO_SMOOTHING,
+        "--batch-size": args.batch_size != VIDEO_BATCH,
     }
     adain_flags = [flag for flag, given in adain_only.items() if given]
     if adain_flags:
@@ -130,15 +152,21 @@ def check_method_flags(args: argparse.Namespace, parser: argparse.ArgumentParser
         parser.error("--decoder is used by --method gatys only with --init adain")
 
 
-def expand(items: Sequence[str]) -> tuple[list[Path], list[str]]:
-    """Files as given and the images inside folders (sorted); plus errors for empty folders."""
+def is_video(path: Path) -> bool:
+    """Whether a content is read as a clip (by its extension)."""
+    return path.suffix.lower() in VIDEO_EXTENSIONS
+
+
+def expand(items: Sequence[str], extensions: Sequence[str] = IMAGE_EXTENSIONS) -> tuple[list[Path], list[str]]:
+    """Files as given and those inside folders with one of ``extensions`` (sorted); plus errors for empty folders."""
     paths, errors = [], []
     for item in items:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in extensions and p.is_file())
             if not found:
-                errors.append(f"{path}: folder has no images ({', '.join(IMAGE_EXTENSIONS)})")
+                kind = "images" if extensions == IMAGE_EXTENSIONS else "images or videos"
+                errors.append(f"{path}: folder has no {kind} ({', '.join(extensions)})")
             paths += found
         else:
             paths.append(path)
@@ -151,7 +179,8 @@ def plan_jobs(contents: list[Path], styles: list[Path], args: argparse.Namespace
     groups = [styles] if combined else [[s] for s in styles]
     jobs, taken = [], set()
     for content in contents:
-        ext = content.suffix.lower() if content.suffix.lower() in OUTPUT_FORMATS else ".png"
+        formats, default = (VIDEO_OUTPUTS, ".mp4") if is_video(content) else (OUTPUT_FORMATS, ".png")
+        ext = content.suffix.lower() if content.suffix.lower() in formats else default
         for group in groups:
             if args.output is not None:
                 output = args.output
@@ -178,12 +207,20 @@ def request_for(job: Job, args: argparse.Namespace) -> Request:
         style_size=args.style_size,
         crop=args.crop,
         max_tile=args.max_tile,
+        look_size=args.look_size,
     )
 
 
-def output_folder_errors(jobs: list[Job]) -> list[str]:
-    """Why an output folder cannot be made or written, checked before any model is loaded."""
+def output_errors(jobs: list[Job]) -> list[str]:
+    """Outputs that cannot be written, found before any model is loaded: a format that cannot
+    hold the content (an image as .mp4, a video as .png, a .gif), or a folder that cannot be
+    made or written."""
     errors = []
+    for job in jobs:
+        video = is_video(job.content)
+        formats = VIDEO_OUTPUTS if video else tuple(OUTPUT_FORMATS)
+        if job.output.suffix.lower() not in formats:
+            errors.append(f"{job.output}: cannot write {'a video' if video else 'an image'} there; use one of {', '.join(sorted(formats))}")
     for folder in sorted({job.output.parent for job in jobs}):
         existing = next(p for p in (folder, *folder.parents) if p.exists())
         if not existing.is_dir():
@@ -215,11 +252,23 @@ class AdaINRenderer:
 
         self.model = StyleTransfer.load(args.decoder, args.vgg, args.device, args.precision)
         self.codes = StyleCodes(capacity=max(1, styles))  # each style encoded once per run
+        self.quiet, self.batch_size, self.smoothing = args.quiet, args.batch_size, args.smoothing
 
     def __call__(self, request: Request, job: Job) -> LoadedImage:
         from adain.pipeline import stylise
 
         return stylise(self.model, request, self.codes)
+
+    def video(self, request: Request, job: Job) -> str:
+        """Stylise a clip into ``job.output`` with a progress bar (frames, frames/s, ETA); a summary line."""
+        from adain.video import check_video, stylise_video
+
+        info = check_video(request)
+        with tqdm(total=info.frames, desc=job.content.name, unit="frame", leave=False, disable=self.quiet) as bar:
+            done = stylise_video(self.model, request, job.output, self.codes, self.batch_size, self.smoothing, bar.update)
+        width, height = done.size
+        return (f"{job.output}: {done.frames} frames, {width}×{height} at {float(done.rate):g} fps, "
+                f"in {done.seconds:.1f} s ({done.fps:.2f} frames/s)")  # fmt: skip
 
 
 class GatysRenderer:
@@ -261,6 +310,10 @@ class GatysRenderer:
         )  # fmt: skip
         return LoadedImage(result.image, content.alpha)
 
+    def video(self, request: Request, job: Job) -> str:
+        """Clips are AdaIN's: an optimisation per frame would take hours and flicker."""
+        raise ImageError(job.content, "--method gatys stylises images, not videos")
+
 
 def run(jobs: list[tuple[Job, Request]], render: Callable, args: argparse.Namespace, inputs: set[Path]) -> int:
     """Render and save every job; report each distinct failure on one line; return the failure count."""
@@ -271,6 +324,11 @@ def run(jobs: list[tuple[Job, Request]], render: Callable, args: argparse.Namesp
         try:
             if job.output.resolve() in inputs:
                 raise ImageError(job.output, "refusing to overwrite an input file")
+            if is_video(job.content):
+                summary = render.video(request, job)
+                if not args.quiet:
+                    tqdm.write(summary, file=sys.stderr)
+                continue
             out = render(request, job)
             save_image(out.rgb, job.output, alpha=out.alpha)
         except (ImageError, ValueError, RuntimeError, OSError) as err:
@@ -285,7 +343,7 @@ def run(jobs: list[tuple[Job, Request]], render: Callable, args: argparse.Namesp
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    contents, content_errors = expand(args.content)
+    contents, content_errors = expand(args.content, IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
     styles, style_errors = expand(args.style)
     check_args(args, parser)
     jobs = plan_jobs(contents, styles, args)
@@ -300,7 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not jobs:  # every content or every style folder was empty: nothing to load a model for
         print("error: nothing to stylise", file=sys.stderr)
         return 1
-    blocked = output_folder_errors(jobs)
+    blocked = output_errors(jobs)
     for message in blocked:
         print(f"error: {message}", file=sys.stderr)
     if blocked:
@@ -318,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{len(jobs) - failed} of {len(jobs)} outputs written; {failed} failed{empty}", file=sys.stderr)
     elif not args.quiet:
         where = args.output if args.output is not None else args.output_dir
-        print(f"wrote {len(jobs)} image{'s' * (len(jobs) != 1)} to {where}", file=sys.stderr)
+        print(f"wrote {len(jobs)} output{'s' * (len(jobs) != 1)} to {where}", file=sys.stderr)
     return 1 if failed or skipped else 0
 
 

@@ -66,12 +66,18 @@ sys.exit(code)
 """
 
 
-def peak_rss_mb(command: list[str]) -> float:
-    """Run a Python script with arguments; its peak resident memory (MB)."""
+def measured_run(command: list[str]) -> tuple[float, str]:
+    """Run a Python script with arguments; its peak resident memory (MB) and what it printed to stderr."""
     proc = subprocess.run([sys.executable, "-c", PEAK_PROBE, *command], cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed: {proc.stderr[-2000:]}")
-    return int(proc.stderr.splitlines()[-1]) / 1024
+    *printed, peak = proc.stderr.splitlines()
+    return int(peak) / 1024, "\n".join(printed)
+
+
+def peak_rss_mb(command: list[str]) -> float:
+    """Run a Python script with arguments; its peak resident memory (MB)."""
+    return measured_run(command)[0]
 
 
 def memory_mb(pid: int, field: str) -> float:

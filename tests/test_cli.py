@@ -145,7 +145,8 @@ def test_nothing_to_stylise_is_reported_before_loading_a_model(tmp_path, images,
     for method in ("adain", "gatys"):
         code = infer.main(["--method", method, "--content", str(tmp_path / "noimages"), "--style", str(images["s1"])])
         err = capsys.readouterr().err.strip().splitlines()
-        assert code == 1 and err == [f"error: {tmp_path / 'noimages'}: folder has no images (.jpg, .jpeg, .png, .webp, .bmp, .tif, .tiff)",
+        assert code == 1 and err == [f"error: {tmp_path / 'noimages'}: folder has no images or videos "
+                                     "(.jpg, .jpeg, .png, .webp, .bmp, .tif, .tiff, .mp4, .mov, .m4v, .mkv, .webm, .avi)",
                                      "error: nothing to stylise"]  # fmt: skip
 
 
@@ -167,10 +168,16 @@ def test_bad_style_fails_only_its_outputs(tmp_path, images, decoder_file, capsys
     assert capsys.readouterr().err.count("broken.jpg") == 1
 
 
-def test_too_large_after_resize(tmp_path, images, decoder_file, capsys):
+@pytest.mark.parametrize(
+    "size, max_tile, limit",
+    [("9000", "1024", "64,000,000"), ("6000", "0", "16,000,000")],  # 97 MP and 43 MP (tiled: allowed)
+)
+def test_too_large_after_resize_is_one_line_naming_the_file_and_the_limit(tmp_path, images, decoder_file, capsys, size, max_tile, limit):
     code = infer.main(["--content", str(images["c1"]), "--style", str(images["s1"]), "--output-dir", str(tmp_path / "o"),
-                       "--decoder", str(decoder_file), "--content-size", "6000"])  # fmt: skip
-    assert code == 1 and "too large to stylise" in capsys.readouterr().err
+                       "--decoder", str(decoder_file), "--content-size", size, "--max-tile", max_tile])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and files(tmp_path / "o") == [] and err[-1] == "0 of 1 outputs written; 1 failed"
+    assert len(err) == 2 and "cat.jpg: too large to stylise" in err[0] and f"limit {limit}" in err[0]
 
 
 def test_never_overwrites_an_input(tmp_path, images, decoder_file, capsys):
@@ -191,7 +198,6 @@ def test_never_overwrites_an_input(tmp_path, images, decoder_file, capsys):
         (["--style-weights", "inf", "1"], "'inf' is not a finite number"),
         (["--alpha", "nan"], "'nan' is not a finite number"),
         (["--mask", "m.png", "--style-weights", "1", "1"], "a mask needs exactly two styles and no style weights"),
-        (["--output", "x.gif"], "--output must end in"),
         (["--output", "x.png"], "--output names one file but there are 2 outputs"),
         (["--content-size", "-3"], "must be >= 0"),
     ],
@@ -276,7 +282,24 @@ def test_max_tile_gives_the_same_image_and_is_checked(tmp_path, images, decoder_
     whole, tiled = (np.asarray(Image.open(tmp_path / f"{n}.png"), dtype=int) for n in ("whole", "tiled"))
     assert whole.shape == (80, 96, 3) and np.abs(whole - tiled).max() <= 1  # 8-bit rounding at most
     for flags, message in ((["--max-tile", "60"], "max_tile must be 0 (never tile)"),
+                           (["--max-tile", "4008"], "from 64 to 4000, got 4008"),
                            (["--method", "gatys", "--max-tile", "64"], "--max-tile applies only to --method adain")):  # fmt: skip
+        with pytest.raises(SystemExit):
+            run([*common, *flags], decoder_file)
+        assert message in capsys.readouterr().err
+
+
+def test_look_size_stylises_small_and_upsamples_guided_by_the_content(tmp_path, images, decoder_file, capsys, monkeypatch):
+    import adain.transfer
+
+    seen = []
+    upsample = adain.transfer.guided_upsample
+    monkeypatch.setattr(adain.transfer, "guided_upsample", lambda low, *rest: seen.append(low.shape[-2:]) or upsample(low, *rest))
+    common = ["--content", images["c2"], "--style", images["s1"], "--content-size", "96"]  # 96×134
+    assert run([*common, "--output", tmp_path / "look.png", "--look-size", "48"], decoder_file, "--content-size", "96") == 0
+    assert seen == [(67, 48)] and Image.open(tmp_path / "look.png").size == (96, 134)
+    for flags, message in ((["--look-size", "-1"], "look_size must be >= 0, got -1"),
+                           (["--method", "gatys", "--look-size", "64"], "--look-size applies only to --method adain")):  # fmt: skip
         with pytest.raises(SystemExit):
             run([*common, *flags], decoder_file)
         assert message in capsys.readouterr().err

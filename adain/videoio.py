@@ -1,0 +1,233 @@
+"""Video reading and writing, in one place, with PyAV.
+
+PyAV binds FFmpeg's own libraries and its wheels carry them, H.264 (x264), VP9 (libvpx), AAC
+and Opus encoders included, so ``pip install`` is the whole set-up: no ffmpeg binary to find,
+no hand-written container code. It decodes whatever FFmpeg decodes, gives every frame its
+timestamp (so a variable frame rate is seen, not guessed) and copies audio packets into the new
+file untouched. (imageio-ffmpeg and moviepy shell out to an ffmpeg binary; OpenCV cannot carry
+audio.)
+
+Reading checks a clip before any work: a video stream with a decoder, a known constant frame
+rate, no rotation, a first frame; it then yields frames at the working size while checking that
+they keep the rate and that none are missing. Writing goes to a temporary file renamed into
+place, so a failed clip leaves no partial file. Every problem is a :class:`VideoError`, one line
+naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import torch
+from torch import Tensor
+
+from .atomicfile import atomic_path
+from .errors import ImageError
+from .imageio import MIN_SIDE, target_size, to_uint8
+
+# Per output container: FFmpeg format, video encoder and its options (visually lossless H.264;
+# VP9 at constant quality), the audio codecs it can hold as they are, and the one it transcodes to.
+ENCODERS = {
+    ".mp4": ("mp4", "libx264", {"crf": "18", "preset": "medium"}, {"aac", "mp3", "opus", "alac", "flac", "ac3", "eac3"}, "aac"),
+    ".webm": ("webm", "libvpx-vp9", {"crf": "32", "b": "0", "row-mt": "1"}, {"opus", "vorbis"}, "libopus"),
+}
+RATE_TOLERANCE = 0.5  # frames: a timestamp further than this from index / rate means a variable rate
+
+
+class VideoError(ImageError):
+    """A video could not be read or written; ``str()`` is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What a checked clip holds: its frame size, constant frame rate, frame count if the
+    container states it, the time of its first frame (s), and whether it has audio."""
+
+    width: int
+    height: int
+    rate: Fraction
+    frames: int | None
+    start: float
+    audio: bool
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if path.is_dir():
+        raise VideoError(path, "is a directory, not a video")
+    try:
+        if path.stat().st_size == 0:
+            raise VideoError(path, "empty file")
+        return av.open(str(path))
+    except FileNotFoundError:
+        raise VideoError(path, "no such file") from None
+    except PermissionError:
+        raise VideoError(path, "permission denied") from None
+    except av.error.FFmpegError as err:
+        raise VideoError(path, f"not a readable video ({err.strerror or err})") from None
+
+
+def probe(path: str | os.PathLike) -> ClipInfo:
+    """Check that ``path`` is a clip this module can stylise, decoding its first frame."""
+    path = Path(path)
+    with _open(path) as container:
+        if not container.streams.video:
+            raise VideoError(path, "has no video stream")
+        stream = container.streams.video[0]
+        if stream.codec_context is None:
+            raise VideoError(path, "unknown video codec: FFmpeg has no decoder for it")
+        rate = stream.average_rate or stream.guessed_rate
+        if not rate:
+            raise VideoError(path, "no frame rate stated")
+        first = next(_decoded(path, container, stream), None)
+        if first is None:
+            raise VideoError(path, "has no frames")
+        if first.rotation:
+            raise VideoError(path, f"has rotation metadata ({first.rotation:g}°), which is not supported; rotate the frames first")
+        return ClipInfo(first.width, first.height, Fraction(rate), stream.frames or None, float(first.time or 0.0),
+                        bool(container.streams.audio))  # fmt: skip
+
+
+def _decoded(path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+    try:
+        yield from container.decode(stream)
+    except av.error.FFmpegError as err:
+        raise VideoError(path, f"corrupt or truncated video ({err.strerror or err})") from None
+
+
+def frame_size(info: ClipInfo, short_side: int, path: str | os.PathLike) -> tuple[int, int]:
+    """The output's (width, height): the shorter side ``short_side`` (0 keeps the clip's), each
+    side made even, as H.264 and VP9 in 4:2:0 need. A clip kept at an odd size is refused."""
+    if short_side <= 0:
+        if info.width % 2 or info.height % 2:
+            raise VideoError(path, f"odd frame size {info.width}×{info.height}: H.264 and VP9 need even sides; "
+                                   "give --content-size to resize it")  # fmt: skip
+        width, height = info.width, info.height
+    else:
+        width, height = (side - side % 2 for side in target_size(info.width, info.height, short_side))
+    if min(width, height) < MIN_SIDE:
+        raise VideoError(path, f"too small ({width}×{height} pixels; the shorter side must be at least {MIN_SIDE})")
+    return width, height
+
+
+class ClipReader:
+    """A checked clip, read once from start to end: its frames at the working size (1×3×H×W
+    floats in [0, 1]) and its audio packets, in file order (:meth:`__iter__`)."""
+
+    def __init__(self, path: str | os.PathLike, info: ClipInfo, size: tuple[int, int]):
+        self.path, self.info, self.size = Path(path), info, size
+        self.count = 0  # frames read so far
+
+    def __iter__(self) -> Iterator[Tensor | av.Packet]:
+        with _open(self.path) as container:
+            video = container.streams.video[0]
+            audio = container.streams.audio[:1]
+            try:
+                for packet in container.demux(video, *audio):
+                    if packet.stream.type == "audio":
+                        yield packet
+                        continue
+                    for frame in packet.decode():
+                        self._check_time(frame)
+                        self.count += 1
+                        width, height = self.size
+                        rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="BICUBIC")
+                        yield torch.from_numpy(rgb.to_ndarray()).permute(2, 0, 1)[None].float().div_(255.0)
+            except av.error.FFmpegError as err:
+                raise VideoError(self.path, f"corrupt or truncated video ({err.strerror or err})") from None
+        if self.info.frames and self.count < self.info.frames:
+            raise VideoError(self.path, f"truncated: {self.count} of {self.info.frames} frames")
+
+    def _check_time(self, frame: av.VideoFrame) -> None:
+        if frame.time is None:
+            return
+        expected = self.info.start + self.count / self.info.rate
+        if abs(frame.time - expected) * self.info.rate > RATE_TOLERANCE:
+            raise VideoError(self.path, f"variable frame rate (frame {self.count} at {frame.time:.3f} s, "
+                                        f"{float(expected):.3f} s at {float(self.info.rate):g} fps); "
+                                        "convert it to a constant rate first")  # fmt: skip
+
+
+class ClipWriter:
+    """``with ClipWriter(path, source, info, size) as out:`` a clip at ``size`` and ``info.rate``,
+    with ``source``'s audio; ``out.write(frames)`` (N×3×H×W in [0, 1]), ``out.mux(packet)``.
+    Written to a temporary file that replaces ``path`` only when the block ends without error."""
+
+    def __init__(self, path: str | os.PathLike, source: str | os.PathLike, info: ClipInfo, size: tuple[int, int]):
+        self.path, self.source, self.info, self.size = Path(path), Path(source), info, size
+        suffix = self.path.suffix.lower()
+        if suffix not in ENCODERS:
+            raise VideoError(self.path, f"cannot write video there; use one of {', '.join(sorted(ENCODERS))}")
+        self.format, self.codec, self.options, self.copyable, self.audio_codec = ENCODERS[suffix]
+        self.frames = 0
+
+    def __enter__(self) -> ClipWriter:
+        self._stack = ExitStack()
+        try:
+            with self._encoding():
+                tmp = self._stack.enter_context(atomic_path(self.path))
+                self.container = self._stack.enter_context(av.open(str(tmp), "w", format=self.format))
+                self.video = self.container.add_stream(self.codec, rate=self.info.rate, options=self.options)
+                self.video.width, self.video.height = self.size
+                self.video.pix_fmt = "yuv420p"
+                self.time_base = 1 / self.info.rate
+                self.video.codec_context.time_base = self.time_base
+                self.audio_in = self.audio_out = self.decoder = None
+                if self.info.audio:
+                    self._add_audio()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def _add_audio(self) -> None:
+        self.audio_in = self._stack.enter_context(av.open(str(self.source))).streams.audio[0]
+        if self.audio_in.codec_context is not None and self.audio_in.codec_context.name in self.copyable:
+            self.audio_out = self.container.add_stream_from_template(self.audio_in)
+        else:  # e.g. AAC into WebM: re-encoded, since the container cannot hold it
+            self.decoder = self.audio_in.codec_context
+            self.audio_out = self.container.add_stream(self.audio_codec, rate=self.audio_in.rate or 48000)
+
+    @contextmanager
+    def _encoding(self) -> Iterator[None]:
+        try:
+            yield
+        except av.error.FFmpegError as err:
+            raise VideoError(self.path, f"cannot write ({err.strerror or err})") from None
+
+    def write(self, frames: Tensor) -> None:
+        """Encode N×3×H×W frames in [0, 1], in order."""
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(to_uint8(image), format="rgb24")
+            frame.pts = round(self.info.start / self.time_base) + self.frames
+            frame.time_base = self.time_base
+            with self._encoding():
+                self.container.mux(self.video.encode(frame))
+            self.frames += 1
+
+    def mux(self, packet: av.Packet) -> None:
+        """Carry an audio packet of the source over: as it is, or re-encoded."""
+        if self.audio_out is None or packet.dts is None:
+            return
+        with self._encoding():
+            if self.decoder is None:
+                packet.stream = self.audio_out
+                self.container.mux(packet)
+                return
+            for frame in self.decoder.decode(packet):
+                frame.pts = None
+                self.container.mux(self.audio_out.encode(frame))
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is not None:
+            self._stack.__exit__(kind, error, trace)  # the temporary file is removed
+            return
+        with self._stack, self._encoding():  # flushed, closed, renamed into place
+            self.container.mux(self.video.encode())
+            if self.decoder is not None:
+                self.container.mux(self.audio_out.encode())

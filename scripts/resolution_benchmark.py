@@ -1,0 +1,81 @@
+"""Peak memory and time of stylising whole photos at 1, 4, 16 and 36 megapixels, tiled and not.
+
+    python scripts/resolution_benchmark.py --out docs/benchmarks/resolution.md
+
+Each case runs ``infer.py --content-size 0`` (the photo kept at its size) in its own process, with
+an untrained decoder (memory and time do not depend on the weights), and reads that process's
+peak resident memory (VmHWM) and its wall time, start-up (~3 s) included. 4:3 photos, as phones
+take them. Untiled runs stop where the pixel limit for one piece refuses them. Writes a Markdown
+table with the machine and the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from memory_benchmark import peak_rss_mb, smooth_image  # noqa: E402
+
+from adain.checkpoint import save_decoder  # noqa: E402
+from adain.commandline import run_main  # noqa: E402
+from adain.decoder import Decoder  # noqa: E402
+from adain.encoder import VGG19Encoder  # noqa: E402
+from adain.imageio import MAX_WORK_PIXELS  # noqa: E402
+
+SIZES = {1: (1152, 864), 4: (2304, 1728), 16: (4608, 3456), 36: (6912, 5184)}  # megapixels: (width, height)
+CASES = {"untiled": ["--max-tile", "0"], "tiled (1024)": ["--max-tile", "1024"], "--look-size 512": ["--look-size", "512"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="write the Markdown table here too")
+    parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), choices=list(SIZES), help="megapixels")
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        decoder = folder / "decoder.safetensors"
+        save_decoder(Decoder(), decoder, VGG19Encoder.load().identity, {"note": "untrained, for memory only"})
+        for megapixels in args.sizes:
+            width, height = SIZES[megapixels]
+            photo = folder / f"photo_{megapixels}mp.jpg"
+            smooth_image(width, height).save(photo, quality=90)
+            for case in args.cases:
+                if case == "untiled" and width * height > MAX_WORK_PIXELS:
+                    rows.append(f"| {width}×{height} ({width * height / 1e6:.1f} MP) | {case} | refused: over the "
+                                f"{MAX_WORK_PIXELS:,}-pixel limit for one piece | |")  # fmt: skip
+                    continue
+                command = ["infer.py", "--content", str(photo), "--style", "examples/style/munch_the_scream.jpg",
+                           "--decoder", str(decoder), "--content-size", "0", "--output", str(folder / "out.jpg"),
+                           "--quiet", *CASES[case]]  # fmt: skip
+                start = time.perf_counter()
+                peak = peak_rss_mb(command)
+                seconds = time.perf_counter() - start
+                rows.append(f"| {width}×{height} ({width * height / 1e6:.1f} MP) | {case} | {peak:,.0f} MB | "
+                            f"{seconds:,.0f} s ({seconds / (width * height / 1e6):.1f} s/MP) |")  # fmt: skip
+                print(rows[-1], file=sys.stderr, flush=True)
+    header = (
+        f"Measured {datetime.date.today().isoformat()} on {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, `scripts/resolution_benchmark.py`.\n\n"
+        "| photo | how | peak RSS | time |\n|---|---|---|---|\n"
+    )
+    table = header + "\n".join(rows) + "\n"
+    print(table)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,143 @@
+"""Video on this machine: frames per second at 480p and 720p, peak memory against clip length,
+and flicker with and without ``--smoothing``.
+
+    python scripts/video_benchmark.py --out docs/benchmarks/video.md [--decoder DECODER]
+
+The clips are made from a real photo (``examples/content/astronaut.jpg``, enlarged): a *pan*, a
+window sliding 4 px per frame across it (camera motion), and a *still* one, the same frame with
+a little sensor-like noise per frame; both with a sine-tone audio track. Each run is
+``infer.py --content-size 0`` in its own process (peak resident memory read in the process).
+Flicker is the mean absolute difference between consecutive output frames divided by the same
+for the input frames. Without ``--decoder`` an untrained decoder is used: speed and memory do
+not depend on the weights, flicker does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from memory_benchmark import measured_run  # noqa: E402
+
+from adain.checkpoint import save_decoder  # noqa: E402
+from adain.commandline import run_main  # noqa: E402
+from adain.decoder import Decoder  # noqa: E402
+from adain.encoder import VGG19Encoder  # noqa: E402
+
+SIZES = {"480p": (854, 480), "720p": (1280, 720)}
+RATE = 30
+
+
+def make_clip(path: Path, size: tuple[int, int], frames: int, motion: str) -> Path:
+    """A clip of ``frames`` frames from the photo: ``pan`` or ``still`` (see the module's doc)."""
+    width, height = size
+    photo = Image.open(ROOT / "examples/content/astronaut.jpg").convert("RGB")
+    scale = max((width + 4 * frames) / photo.width, height / photo.height)
+    big = np.asarray(photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS))
+    noise = np.random.default_rng(0)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=RATE, options={"crf": "18"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        sound = out.add_stream("aac", rate=48000)
+        for i in range(frames):
+            left = 4 * i if motion == "pan" else 0
+            image = big[:height, left : left + width].astype(np.int16)
+            if motion == "still":
+                image = image + noise.integers(-2, 3, image.shape)
+            out.mux(video.encode(av.VideoFrame.from_ndarray(np.clip(image, 0, 255).astype(np.uint8), format="rgb24")))
+        out.mux(video.encode())
+        step, total = sound.codec_context.frame_size or 1024, 48000 * frames // RATE
+        for start in range(0, total, step):
+            t = (np.arange(step) + start) / 48000
+            chunk = av.AudioFrame.from_ndarray((0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None], format="flt", layout="mono")
+            chunk.sample_rate, chunk.pts = 48000, start
+            out.mux(sound.encode(chunk))
+        out.mux(sound.encode())
+    return path
+
+
+def frames_of(path: Path) -> np.ndarray:
+    with av.open(str(path)) as clip:
+        return np.stack([f.to_ndarray(format="rgb24") for f in clip.decode(clip.streams.video[0])]).astype(np.float64)
+
+
+def flicker(output: Path, source: Path) -> float:
+    out, inp = frames_of(output), frames_of(source)
+    return np.abs(np.diff(out, axis=0)).mean() / np.abs(np.diff(inp, axis=0)).mean()
+
+
+def stylise(clip: Path, output: Path, decoder: Path, *flags: str) -> tuple[float, float]:
+    """Peak memory (MB) and frames per second of one ``infer.py`` run."""
+    command = ["infer.py", "--content", str(clip), "--style", "examples/style/munch_the_scream.jpg", "--decoder", str(decoder),
+               "--content-size", "0", "--output", str(output), *flags]  # fmt: skip
+    peak, printed = measured_run(command)
+    fps = float(re.search(r"\(([\d.]+) frames/s\)", printed).group(1))
+    return peak, fps
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="write the Markdown tables here too")
+    parser.add_argument("--decoder", type=Path, help="a trained decoder (default: an untrained one)")
+    parser.add_argument("--frames", type=int, default=12, help="frames per speed and flicker clip (default 12)")
+    parser.add_argument("--long", type=int, default=36, help="frames of the longer 720p clip for memory (default 36)")
+    args = parser.parse_args()
+    speed, memory, flickers = [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        decoder = args.decoder
+        if decoder is None:
+            decoder = folder / "decoder.safetensors"
+            save_decoder(Decoder(), decoder, VGG19Encoder.load().identity, {"note": "untrained, for speed and memory"})
+        for name, size in SIZES.items():  # speed; the 480p runs give the pan's flicker, the 720p ones the short clip's memory
+            clip = make_clip(folder / f"pan_{name}.mp4", size, args.frames, "pan")
+            row = []
+            for smoothing in ("0", "0.8"):
+                peak, fps = stylise(clip, folder / f"out_{smoothing}.mp4", decoder, "--smoothing", smoothing)
+                row.append(flicker(folder / f"out_{smoothing}.mp4", clip))
+                speed.append(f"| {name} ({size[0]}×{size[1]}) | {smoothing} | {fps:.2f} | {peak:,.0f} MB |")
+                print(speed[-1], file=sys.stderr, flush=True)
+            if name == "480p":
+                flickers.append(f"| pan (480p, {args.frames} frames) | {row[0]:.2f} | {row[1]:.2f} |")
+        memory.append(f"| 720p, {args.frames} frames ({args.frames / RATE:.1f} s) | {peak:,.0f} MB |")
+        clip = make_clip(folder / "long.mp4", SIZES["720p"], args.long, "pan")
+        peak, _ = stylise(clip, folder / "out.mp4", decoder)
+        memory.append(f"| 720p, {args.long} frames ({args.long / RATE:.1f} s) | {peak:,.0f} MB |")
+        print(memory[-1], file=sys.stderr, flush=True)
+        clip = make_clip(folder / "still.mp4", SIZES["480p"], args.frames, "still")
+        row = []
+        for smoothing in ("0", "0.8"):
+            stylise(clip, folder / f"out_{smoothing}.mp4", decoder, "--smoothing", smoothing)
+            row.append(flicker(folder / f"out_{smoothing}.mp4", clip))
+        flickers.append(f"| still (480p, {args.frames} frames) | {row[0]:.2f} | {row[1]:.2f} |")
+        print(flickers[-1], file=sys.stderr, flush=True)
+    which = f"decoder `{args.decoder}`" if args.decoder else "an untrained decoder (flicker figures are not those of a trained one)"
+    table = (
+        f"Measured {datetime.date.today().isoformat()} on {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, CPU, fp32, {which}; `scripts/video_benchmark.py`.\n\n"
+        "| clip | `--smoothing` | frames/s | peak RSS |\n|---|---|---|---|\n" + "\n".join(speed) + "\n\n"
+        "| clip (`--smoothing 0.8`) | peak RSS |\n|---|---|\n" + "\n".join(memory) + "\n\n"
+        "| flicker (output change / input change) | `--smoothing 0` | `--smoothing 0.8` |\n|---|---|---|\n" + "\n".join(flickers) + "\n"
+    )  # fmt: skip
+    print(table)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(table)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,222 @@
+"""Video: clips stylised through the image path, frame rate, count, size and audio kept, flicker
+lowered by smoothing the statistics over time, bounded memory, and one-line errors."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from clips import audio_packets, audio_seconds, make_clip, read_frames
+
+import adain.video as video
+import nst.stylize as infer
+from adain.decoder import Decoder
+from adain.request import ImageSource, Request
+from adain.temporal import Stabiliser
+from adain.transfer import StyleTransfer
+from adain.videoio import VideoError
+
+ROOT = Path(__file__).resolve().parent.parent
+STYLE = ImageSource.file(ROOT / "examples/style/munch_the_scream.jpg")
+
+
+@pytest.fixture(scope="module")
+def st(encoder) -> StyleTransfer:
+    torch.manual_seed(0)
+    decoder = Decoder()
+    [m for m in decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1].bias.data.fill_(0.5)  # mid-grey, not black
+    return StyleTransfer(encoder, decoder)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clips") / "moving.mp4")
+
+
+def request(path: Path, **options) -> Request:
+    return Request(ImageSource.file(path), (STYLE,), style_size=64, content_size=options.pop("content_size", 0), **options)
+
+
+def stream_facts(path: Path) -> tuple[Fraction, int, tuple[int, int], list[str]]:
+    with av.open(str(path)) as clip:
+        stream = clip.streams.video[0]
+        frames = list(clip.decode(stream))
+        return stream.average_rate, len(frames), (frames[0].width, frames[0].height), [s.codec_context.name for s in clip.streams]
+
+
+@pytest.mark.parametrize("source, target, codecs, copied", [
+    (".mp4", ".mp4", ["h264", "aac"], True),
+    (".webm", ".webm", ["vp9", "opus"], True),
+    (".mp4", ".webm", ["vp9", "opus"], False),  # WebM cannot hold AAC: re-encoded
+])  # fmt: skip
+def test_rate_count_size_and_audio_are_kept(st, tmp_path, source, target, codecs, copied):
+    clip = make_clip(tmp_path / f"in{source}", frames=10)
+    done = video.stylise_video(st, request(clip), tmp_path / f"out{target}", batch_size=3)
+    assert (done.frames, done.size, done.rate) == (10, (64, 48), 12)
+    assert stream_facts(tmp_path / f"out{target}") == (12, 10, (64, 48), codecs)
+    if copied:
+        assert audio_packets(tmp_path / f"out{target}") == audio_packets(clip)  # unchanged, packet for packet
+    assert abs(audio_seconds(tmp_path / f"out{target}") - audio_seconds(clip)) < 0.03  # one codec frame at most
+
+
+def test_content_size_resizes_the_frames_to_even_sides(st, tmp_path, clip):
+    done = video.stylise_video(st, request(clip, content_size=30), tmp_path / "small.mp4")  # 40×30
+    assert done.size == (40, 30) and stream_facts(tmp_path / "small.mp4")[2] == (40, 30)
+    done = video.stylise_video(st, request(clip, content_size=33), tmp_path / "odd.mp4")  # 44×33 → 44×32
+    assert done.size == (44, 32)
+
+
+def test_frames_are_the_image_path_applied_to_each_frame(st, tmp_path, clip):
+    """Without smoothing, frame t is StyleTransfer.stylize of frame t, up to H.264's rounding."""
+    video.stylise_video(st, request(clip, alpha=0.8), tmp_path / "out.mp4", smoothing=0)
+    source = torch.from_numpy(read_frames(clip)).permute(0, 3, 1, 2).float() / 255
+    expected = st.stylize(source, st.encode_style(video.load(STYLE, 64, False).rgb), alpha=0.8)
+    got = torch.from_numpy(read_frames(tmp_path / "out.mp4")).permute(0, 3, 1, 2).float() / 255
+    assert (got - expected).abs().mean() < 2 / 255
+
+
+def test_every_image_option_works_on_video(st, tmp_path, clip):
+    mask = tmp_path / "mask.png"
+    from PIL import Image
+
+    Image.fromarray(np.tile((np.arange(64) < 32).astype(np.uint8)[None] * 255, (48, 1))).save(mask)
+    second = ImageSource.file(ROOT / "examples/style/van_gogh_irises.jpg")
+    for options in ({"mask": ImageSource.file(mask)}, {"style_weights": (0.3, 0.7)}, {"preserve_color": "coral"},
+                    {"max_tile": 64, "look_size": 0}, {"look_size": 32}):  # fmt: skip
+        styles = (STYLE, second) if "mask" in options or "style_weights" in options else (STYLE,)
+        job = Request(ImageSource.file(clip), styles, content_size=0, style_size=64, **options)
+        assert video.stylise_video(st, job, tmp_path / "out.mp4").frames == 12, options
+
+
+def test_the_stabiliser_keeps_still_pixels_takes_moved_ones_and_continues_across_batches():
+    torch.manual_seed(0)
+    frames = torch.rand(1, 3, 8, 8).repeat(5, 1, 1, 1)
+    frames[2:, :, :4] = 1 - frames[2:, :, :4]  # the top half changes at frame 2, then stays
+    stylised = torch.rand(5, 3, 8, 8)
+    out = Stabiliser(0.8)(frames, stylised)
+    assert torch.equal(out[0], stylised[0])  # nothing before it
+    assert torch.allclose(out[1], 0.8 * out[0] + 0.2 * stylised[1])  # still: mostly the last output
+    moved = (frames[2] - frames[1]).abs().amax(0) > 0.1
+    assert torch.allclose(out[2][:, moved], stylised[2][:, moved], atol=1e-6)  # moved: no trail of frame 1
+    halves = Stabiliser(0.8)
+    assert torch.equal(torch.cat([halves(frames[:2], stylised[:2]), halves(frames[2:], stylised[2:])]), out)
+    assert torch.equal(Stabiliser(0.0)(frames, stylised), stylised)
+
+
+def flicker(frames: np.ndarray, source: np.ndarray) -> float:
+    """Mean absolute change between consecutive output frames over the same for the input."""
+    out, inp = frames.astype(np.float64), source.astype(np.float64)
+    return np.abs(np.diff(out, axis=0)).mean() / np.abs(np.diff(inp, axis=0)).mean()
+
+
+def test_smoothing_lowers_flicker_on_moving_content(st, tmp_path):
+    clip = make_clip(tmp_path / "moving.mp4", frames=24, size=(96, 64))
+    source = read_frames(clip)
+    measured = {}
+    for smoothing in (0.0, 0.8):
+        video.stylise_video(st, request(clip), tmp_path / f"out{smoothing}.mp4", smoothing=smoothing)
+        measured[smoothing] = flicker(read_frames(tmp_path / f"out{smoothing}.mp4"), source)
+    assert measured[0.8] < 0.7 * measured[0.0], measured
+
+
+def test_frames_stream_through_in_batches(st, tmp_path, monkeypatch):
+    """The reader is never more than a batch (plus the encoder's delay) ahead of the writer."""
+    clip = make_clip(tmp_path / "long.mp4", frames=40, audio=False)
+    gaps, written = [], [0]
+    events = video.ClipReader
+
+    class Watched(events):
+        def __iter__(self):
+            for item in super().__iter__():
+                gaps.append(self.count - written[0])
+                yield item
+
+    write = video.ClipWriter.write
+
+    def counting(self, frames):
+        written[0] += len(frames)
+        write(self, frames)
+
+    monkeypatch.setattr(video, "ClipReader", Watched)
+    monkeypatch.setattr(video.ClipWriter, "write", counting)
+    assert video.stylise_video(st, request(clip), tmp_path / "out.mp4", batch_size=4).frames == 40
+    assert max(gaps) <= 4 and written[0] == 40
+
+
+# -- bad input: one line naming the file, exit 1, no output, the rest still done ------------------------
+
+
+def bad_clips(folder: Path) -> dict[str, tuple[Path, str]]:
+    data = make_clip(folder / "good.mp4", frames=6).read_bytes()
+    indexed = make_clip(folder / "indexed.mp4", frames=24, faststart=True, audio=False)
+    indexed_data = indexed.read_bytes()
+    indexed.unlink()
+    cases = {
+        "empty": (b"", "empty file"),
+        "not a video": (b"just some text, not a video at all\n" * 20, "not a readable video"),
+        "corrupt": (data[:48] + bytes(range(256)) * 8, "not a readable video"),
+        "truncated": (data[: len(data) * 2 // 3], "not a readable video"),  # its index, at the end, is cut off
+        "truncated, index first": (indexed_data[: len(indexed_data) * 2 // 3], "corrupt or truncated video"),
+        "unknown codec": (data.replace(b"avc1", b"zzzz"), "unknown video codec"),
+    }
+    found = {}
+    for name, (content, message) in cases.items():
+        path = folder / f"{name.replace(' ', '_').replace(',', '')}.mp4"
+        path.write_bytes(content)
+        found[name] = (path, message)
+    found["no frames"] = (make_clip(folder / "blank.mkv", frames=0, audio_seconds=1), "has no frames")
+    found["no video"] = (make_clip(folder / "sound.mp4", video=False, audio_seconds=1), "has no video stream")
+    found["variable rate"] = (make_clip(folder / "vfr.mp4", frames=8, variable_rate=True, audio=False), "variable frame rate")
+    found["odd size"] = (make_clip(folder / "odd.mkv", size=(63, 47), audio=False), "odd frame size 63×47")
+    found["rotated"] = (make_clip(folder / "rotated.mp4", rotation=90, audio=False), "rotation metadata (90°)")
+    return found
+
+
+def test_every_bad_clip_is_one_line_naming_it(st, tmp_path):
+    for name, (path, message) in bad_clips(tmp_path).items():
+        with pytest.raises(VideoError) as info:
+            video.stylise_video(st, request(path), tmp_path / "out.mp4")
+        text = str(info.value)
+        assert text.startswith(str(path)) and message in text and "\n" not in text, (name, text)
+        assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out.mp4*")), name
+
+
+def test_the_cli_reports_each_bad_clip_and_still_does_the_good_ones(tmp_path, decoder_file, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    clips = bad_clips(tmp_path / "in")
+    code = infer.main(["--content", str(tmp_path / "in"), "--style", str(STYLE.data), "--decoder", str(decoder_file),
+                       "--content-size", "0", "--style-size", "32", "--output-dir", str(tmp_path / "out")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good_stylized_munch_the_scream.mp4"]
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == len(clips) and f"{len(clips) + 1 - len(clips)} of {len(clips) + 1} outputs written" in err
+    for path, message in clips.values():
+        assert any(str(path) in line and message in line for line in errors), (path, errors)
+
+
+@pytest.mark.parametrize("output, message", [
+    ("out.avi", "cannot write a video there; use one of .mp4, .webm"),
+    ("out.png", "cannot write a video there"),
+])  # fmt: skip
+def test_an_output_nothing_can_write_is_one_line_before_any_work(tmp_path, clip, decoder_file, capsys, output, message):
+    code = infer.main(["--content", str(clip), "--style", str(STYLE.data), "--decoder", str(decoder_file), "--output", str(tmp_path / output)])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and f"{tmp_path / output}:" in err and not (tmp_path / output).exists()
+
+
+def test_the_cli_shows_progress_and_a_summary(tmp_path, clip, decoder_file, capsys):
+    code = infer.main(["--content", str(clip), "--style", str(STYLE.data), "--decoder", str(decoder_file),
+                       "--content-size", "0", "--style-size", "32", "--output", str(tmp_path / "out.webm")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0 and stream_facts(tmp_path / "out.webm")[:3] == (12, 12, (64, 48))
+    assert "12/12" in err and "frame/s" in err  # the bar: frames done, rate (and ETA while running)
+    assert f"{tmp_path / 'out.webm'}: 12 frames, 64×48 at 12 fps, in " in err and "frames/s)" in err
+    for flags, message in ((["--smoothing", "1"], "--smoothing must be in [0, 1)"), (["--method", "gatys", "--smoothing", "0.5"], "applies only to --method adain")):
+        with pytest.raises(SystemExit):
+            infer.main(["--content", str(clip), "--style", str(STYLE.data), *flags])
+        assert message in capsys.readouterr().err
