@@ -80,6 +80,19 @@ def peak_rss_mb(command: list[str]) -> float:
     return measured_run(command)[0]
 
 
+def report(script: str, tables: str, out: Path | None, details: str = "") -> None:
+    """Print Markdown ``tables`` under a line saying when, on what machine and by which script
+    they were measured (plus ``details``), and write them to ``out`` too."""
+    text = (
+        f"Measured {datetime.date.today().isoformat()} on {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}{details}, `scripts/{script}`.\n\n{tables}"
+    )
+    print(text)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+
+
 def memory_mb(pid: int, field: str) -> float:
     """A running process's ``VmRSS`` (resident now) or ``VmHWM`` (peak so far), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -184,16 +197,7 @@ def main() -> int:
         rows += app_rows(decoder)
         for row in rows[-2:]:
             print(row, file=sys.stderr)
-    header = (
-        f"Measured {datetime.date.today().isoformat()} on {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, `scripts/memory_benchmark.py`.\n\n"
-        "| case | memory |\n|---|---|\n"
-    )
-    table = header + "\n".join(rows) + "\n"
-    print(table)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table)
+    report("memory_benchmark.py", "| case | memory |\n|---|---|\n" + "\n".join(rows) + "\n", args.out)
     return 0
 
 

@@ -12,9 +12,6 @@ table with the machine and the date.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -23,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from memory_benchmark import peak_rss_mb, smooth_image  # noqa: E402
+from memory_benchmark import peak_rss_mb, report, smooth_image  # noqa: E402
 
 from adain.checkpoint import save_decoder  # noqa: E402
 from adain.commandline import run_main  # noqa: E402
@@ -64,16 +61,7 @@ def main() -> int:
                 rows.append(f"| {width}×{height} ({width * height / 1e6:.1f} MP) | {case} | {peak:,.0f} MB | "
                             f"{seconds:,.0f} s ({seconds / (width * height / 1e6):.1f} s/MP) |")  # fmt: skip
                 print(rows[-1], file=sys.stderr, flush=True)
-    header = (
-        f"Measured {datetime.date.today().isoformat()} on {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, `scripts/resolution_benchmark.py`.\n\n"
-        "| photo | how | peak RSS | time |\n|---|---|---|---|\n"
-    )
-    table = header + "\n".join(rows) + "\n"
-    print(table)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table)
+    report("resolution_benchmark.py", "| photo | how | peak RSS | time |\n|---|---|---|---|\n" + "\n".join(rows) + "\n", args.out)
     return 0
 
 

@@ -15,9 +15,6 @@ not depend on the weights, flicker does.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import re
 import sys
 import tempfile
@@ -30,7 +27,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from memory_benchmark import measured_run  # noqa: E402
+from memory_benchmark import measured_run, report  # noqa: E402
 
 from adain.checkpoint import save_decoder  # noqa: E402
 from adain.commandline import run_main  # noqa: E402
@@ -125,17 +122,12 @@ def main() -> int:
         flickers.append(f"| still (480p, {args.frames} frames) | {row[0]:.2f} | {row[1]:.2f} |")
         print(flickers[-1], file=sys.stderr, flush=True)
     which = f"decoder `{args.decoder}`" if args.decoder else "an untrained decoder (flicker figures are not those of a trained one)"
-    table = (
-        f"Measured {datetime.date.today().isoformat()} on {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}, CPU, fp32, {which}; `scripts/video_benchmark.py`.\n\n"
+    tables = (
         "| clip | `--smoothing` | frames/s | peak RSS |\n|---|---|---|---|\n" + "\n".join(speed) + "\n\n"
         "| clip (`--smoothing 0.8`) | peak RSS |\n|---|---|\n" + "\n".join(memory) + "\n\n"
         "| flicker (output change / input change) | `--smoothing 0` | `--smoothing 0.8` |\n|---|---|---|\n" + "\n".join(flickers) + "\n"
     )  # fmt: skip
-    print(table)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table)
+    report("video_benchmark.py", tables, args.out, f", CPU, fp32, {which}")
     return 0
 
 

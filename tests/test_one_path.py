@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+from conftest import grey_decoder
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -14,7 +14,6 @@ import nst.stylize as infer
 from adain.app import Limits, Stylist, create_app
 from adain.app.gallery import Gallery
 from adain.checkpoint import save_decoder
-from adain.decoder import Decoder
 from adain.imageio import encode_image
 from adain.pipeline import stylise
 from adain.request import ImageSource, Request
@@ -23,13 +22,9 @@ from adain.transfer import StyleTransfer
 
 @pytest.fixture(scope="module")
 def lively_decoder(tmp_path_factory, encoder):
-    """An untrained decoder whose output sits at mid-grey, so images differ visibly (a plain random
-    one gives near-black images, which would all be equal)."""
-    torch.manual_seed(0)
-    decoder = Decoder()
-    [m for m in decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1].bias.data.fill_(0.5)
+    """:func:`conftest.grey_decoder` as a file, so images differ visibly."""
     path = tmp_path_factory.mktemp("decoder") / "lively.safetensors"
-    save_decoder(decoder, path, encoder.identity)
+    save_decoder(grey_decoder(), path, encoder.identity)
     return path
 
 

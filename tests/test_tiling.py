@@ -8,22 +8,11 @@ import pytest
 import torch
 
 import adain.transfer as transfer
-from adain.decoder import Decoder
 from adain.imageio import load_image
 from adain.pipeline import stylise
 from adain.request import ImageSource, Request
-from adain.transfer import StyleTransfer
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def st(encoder) -> StyleTransfer:
-    """An untrained decoder whose output sits at mid-grey (a plain random one gives near-black images)."""
-    torch.manual_seed(0)
-    decoder = Decoder()
-    [m for m in decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1].bias.data.fill_(0.5)
-    return StyleTransfer(encoder, decoder)
 
 
 @pytest.fixture(scope="module")

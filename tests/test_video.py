@@ -14,22 +14,12 @@ from clips import audio_packets, audio_seconds, make_clip, read_frames
 
 import adain.video as video
 import nst.stylize as infer
-from adain.decoder import Decoder
 from adain.request import ImageSource, Request
 from adain.temporal import Stabiliser
-from adain.transfer import StyleTransfer
 from adain.videoio import VideoError
 
 ROOT = Path(__file__).resolve().parent.parent
 STYLE = ImageSource.file(ROOT / "examples/style/munch_the_scream.jpg")
-
-
-@pytest.fixture(scope="module")
-def st(encoder) -> StyleTransfer:
-    torch.manual_seed(0)
-    decoder = Decoder()
-    [m for m in decoder.modules() if isinstance(m, torch.nn.Conv2d)][-1].bias.data.fill_(0.5)  # mid-grey, not black
-    return StyleTransfer(encoder, decoder)
 
 
 @pytest.fixture(scope="module")
