@@ -60,13 +60,14 @@ def stylise_video(
     codes: StyleCodes | None = None,
     batch_size: int = VIDEO_BATCH,
     smoothing: float = VIDEO_SMOOTHING,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
     max_input: int = MAX_INPUT_PIXELS,
     max_work: int | None = None,
 ) -> VideoResult:
     """Stylise the clip ``request.content`` into ``output`` (.mp4: H.264 + AAC, .webm: VP9 + Opus):
     the same frame rate, frame count and audio, the frames at ``request.content_size`` (0: as
-    they are; sides made even). ``progress(n)`` is called after every ``n`` frames written.
+    they are; sides made even). ``progress(done, total)`` is called once the clip is checked and
+    after every batch: frames written so far, and the count the clip states (None if it states none).
     ``smoothing`` in [0, 1): how much of the last output is kept where the input is still (0: none).
     Any problem is one :class:`~adain.errors.ImageError` naming the file; nothing is left at ``output``.
     """
@@ -82,6 +83,8 @@ def stylise_video(
     if request.mask is not None:
         mask = mask_from_rgb(load(request.mask, min(size), False, max_input, limit).rgb)
     styles = styles_for(model, request, codes, max_input, whole)
+    if progress is not None:
+        progress(0, info.frames)
     start = time.perf_counter()
     batch: list[Tensor] = []
 
@@ -92,7 +95,7 @@ def stylise_video(
                             request.max_tile, request.look_size)  # fmt: skip
         writer.write(stabilise(frames.to(out.device), out))
         if progress is not None:
-            progress(len(frames))
+            progress(writer.frames, info.frames)
 
     reader = ClipReader(request.content.data, info, size)
     with ClipWriter(output, request.content.data, info, size) as writer:

@@ -93,11 +93,18 @@ def probe(path: str | os.PathLike) -> ClipInfo:
                         bool(container.streams.audio))  # fmt: skip
 
 
-def _decoded(path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+@contextmanager
+def _decoding(path: Path) -> Iterator[None]:
+    """FFmpeg's errors while decoding as one :class:`VideoError` naming the clip."""
     try:
-        yield from container.decode(stream)
+        yield
     except av.error.FFmpegError as err:
         raise VideoError(path, f"corrupt or truncated video ({err.strerror or err})") from None
+
+
+def _decoded(path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+    with _decoding(path):
+        yield from container.decode(stream)
 
 
 def frame_size(info: ClipInfo, short_side: int, path: str | os.PathLike) -> tuple[int, int]:
@@ -127,7 +134,7 @@ class ClipReader:
         with _open(self.path) as container:
             video = container.streams.video[0]
             audio = container.streams.audio[:1]
-            try:
+            with _decoding(self.path):
                 for packet in container.demux(video, *audio):
                     if packet.stream.type == "audio":
                         yield packet
@@ -138,8 +145,6 @@ class ClipReader:
                         width, height = self.size
                         rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="BICUBIC")
                         yield torch.from_numpy(rgb.to_ndarray()).permute(2, 0, 1)[None].float().div_(255.0)
-            except av.error.FFmpegError as err:
-                raise VideoError(self.path, f"corrupt or truncated video ({err.strerror or err})") from None
         if self.info.frames and self.count < self.info.frames:
             raise VideoError(self.path, f"truncated: {self.count} of {self.info.frames} frames")
 

@@ -261,11 +261,15 @@ class AdaINRenderer:
 
     def video(self, request: Request, job: Job) -> str:
         """Stylise a clip into ``job.output`` with a progress bar (frames, frames/s, ETA); a summary line."""
-        from adain.video import check_video, stylise_video
+        from adain.video import stylise_video
 
-        info = check_video(request)
-        with tqdm(total=info.frames, desc=job.content.name, unit="frame", leave=False, disable=self.quiet) as bar:
-            done = stylise_video(self.model, request, job.output, self.codes, self.batch_size, self.smoothing, bar.update)
+        with tqdm(desc=job.content.name, unit="frame", leave=False, disable=self.quiet) as bar:
+
+            def advance(done: int, total: int | None) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
+
+            done = stylise_video(self.model, request, job.output, self.codes, self.batch_size, self.smoothing, advance)
         width, height = done.size
         return (f"{job.output}: {done.frames} frames, {width}×{height} at {float(done.rate):g} fps, "
                 f"in {done.seconds:.1f} s ({done.fps:.2f} frames/s)")  # fmt: skip
