@@ -4,9 +4,13 @@
 
 writes ``/data/shards/coco-000000.tar, coco-000001.tar, …`` and the index
 ``/data/shards/coco.json`` (shard names, sample counts, the brace pattern to pass to
-``train.py``). Each image is oriented (EXIF), resized so its shorter side is
-``--short-side`` (never upscaled unless ``--upscale``) and re-encoded as JPEG; a sample is
-``{"__key__": "000000042", "jpg": …, "json": {"source": relative path, "width", "height"}}``.
+``train.py``). Each image is oriented (EXIF) and resized so its shorter side is ``--short-side``
+(never upscaled unless ``--upscale``). An image that needs no change (an RGB JPEG, PNG or WebP
+no larger, without EXIF rotation) keeps its own bytes, so small WebP files stay small and
+nothing is compressed twice; the others are re-encoded as JPEG. A sample is
+``{"__key__": "000000042", "jpg" (or "png", "webp"): …, "json": {"source": relative path, "width", "height"}}``.
+``--exclude LIST`` leaves out the files named in LIST (paths relative to the input folder, one
+per line), e.g. a validation split written by ``scripts/train_from_folders.py``.
 
 Unreadable files (corrupt, truncated, empty, not an image) are reported, counted and
 skipped. Every shard and the index are written to a temporary file and renamed, so a
@@ -27,6 +31,7 @@ from multiprocessing import Pool
 from pathlib import Path
 
 import webdataset as wds
+from PIL import Image
 
 from adain.atomicfile import atomic_path, temp_beside
 from adain.commandline import run_main
@@ -35,6 +40,8 @@ from adain.imageio import MAX_INPUT_PIXELS, encode_image, open_image, prepare_im
 from adain.options import IMAGE_EXTENSIONS
 
 SHARD_DIGITS = 6
+KEPT_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}  # stored unchanged when no resize or rotation is needed
+EXIF_ORIENTATION = 0x0112
 
 
 @dataclass
@@ -42,7 +49,8 @@ class Encoded:
     """One image, re-encoded for a shard, or the reason it was skipped."""
 
     source: str
-    jpeg: bytes = b""
+    data: bytes = b""
+    ext: str = "jpg"  # the sample's field for the image: its format
     width: int = 0
     height: int = 0
     error: str = ""
@@ -57,6 +65,7 @@ class Summary:
     samples: int = 0
     skipped: list[str] = field(default_factory=list)
     ignored: int = 0
+    excluded: int = 0  # files left out by --exclude
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--upscale", action="store_true", help="also enlarge images smaller than --short-side")
     p.add_argument("--quality", type=int, default=90, help="JPEG quality 1–95 (default 90)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N", help="encoding processes (default: all cores)")
+    p.add_argument("--exclude", type=Path, metavar="LIST", help="file of paths (relative to INPUT_DIR, one per line) to leave out")
     return p
 
 
@@ -78,17 +88,34 @@ def find_images(root: Path) -> tuple[list[Path], int]:
     return images, len(files) - len(images)
 
 
+def read_list(path: Path) -> set[str]:
+    """The relative paths listed in ``path``, one per line (blank lines ignored)."""
+    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
+def kept_field(path: Path) -> str | None:
+    """The sample field under which ``path`` can be stored unchanged (an RGB JPEG, PNG or WebP
+    with no EXIF rotation to apply), else None. Reads only the header."""
+    with Image.open(path) as img:
+        if img.mode == "RGB" and img.getexif().get(EXIF_ORIENTATION, 1) == 1:
+            return KEPT_FORMATS.get(img.format or "")
+    return None
+
+
 def encode(path: Path, root: Path, short_side: int, upscale: bool, quality: int) -> Encoded:
-    """Read, orient, resize and JPEG-encode one image; never raises for a bad file."""
+    """Read (fully, so broken files are found), orient and resize one image, keeping its own bytes
+    when nothing changed and JPEG-encoding it otherwise; never raises for a bad file."""
     source = path.relative_to(root).as_posix()
     try:
         img = open_image(path, short_side=short_side)
         side = short_side if upscale or min(img.size) > short_side else 0
+        if side == 0 and (ext := kept_field(path)):
+            return Encoded(source, path.read_bytes(), ext, img.width, img.height)
         rgb = prepare_image(img, side, max_pixels=MAX_INPUT_PIXELS, name=path).rgb
     except ImageError as err:
         return Encoded(source, error=str(err))
     height, width = rgb.shape[-2:]
-    return Encoded(source, encode_image(rgb, "JPEG", quality=quality), width, height)
+    return Encoded(source, encode_image(rgb, "JPEG", quality=quality), "jpg", width, height)
 
 
 def _init_worker() -> None:
@@ -163,7 +190,7 @@ def write_shards(images: Iterator[Encoded], prefix: Path, shard_size: int, summa
                 print(f"skipped {item.error}", file=sys.stderr)
                 continue
             meta = {"source": item.source, "width": item.width, "height": item.height}
-            writer.write({"__key__": f"{summary.samples:09d}", "jpg": item.jpeg, "json": meta})
+            writer.write({"__key__": f"{summary.samples:09d}", item.ext: item.data, "json": meta})
             summary.samples += 1
         writer.close()
     finally:
@@ -188,6 +215,7 @@ def write_index(prefix: Path, summary: Summary, args: argparse.Namespace) -> Pat
         "samples": summary.samples,
         "shards": summary.shards,
         "skipped": len(summary.skipped),
+        "excluded": summary.excluded,
         "skipped_files": summary.skipped,
         "source": str(args.input_dir.resolve()),
         "short_side": args.short_side,
@@ -207,6 +235,8 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
         parser.error("--shard-size, --short-side and --workers must be at least 1")
     if not 1 <= args.quality <= 95:
         parser.error("--quality must be in 1–95")
+    if args.exclude is not None and not args.exclude.is_file():
+        parser.error(f"{args.exclude}: no such list")
     if not args.output_prefix.name or args.output_prefix.name in (".", ".."):
         parser.error(f"{args.output_prefix}: the output prefix needs a file name part, e.g. shards/coco")
 
@@ -217,6 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_args(args, parser)
     prefix = args.output_prefix.resolve()
     paths, ignored = find_images(args.input_dir)
+    excluded = read_list(args.exclude) if args.exclude else set()
+    kept = [p for p in paths if p.relative_to(args.input_dir).as_posix() not in excluded]
+    excluded_count, paths = len(paths) - len(kept), kept
     if not paths:
         print(f"error: {args.input_dir}: no images ({', '.join(IMAGE_EXTENSIONS)}) found", file=sys.stderr)
         return 1
@@ -225,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         print(f"error: {prefix.parent}: cannot create ({err.strerror or err})", file=sys.stderr)
         return 1
-    summary = Summary(ignored=ignored)
+    summary = Summary(ignored=ignored, excluded=excluded_count)
     try:
         write_shards(encode_all(paths, args.input_dir, args), prefix, args.shard_size, summary)
     except OSError as err:  # disk full, permissions: shards finished so far stay whole
@@ -237,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     index = write_index(prefix, summary, args)
     remove_stale_shards(prefix, len(summary.shards))
     other = f", ignored {ignored} non-image file{'s' * (ignored != 1)}" if ignored else ""
+    other += f", left out {excluded_count} listed in {args.exclude}" if args.exclude else ""
     print(
         f"wrote {summary.samples} image{'s' * (summary.samples != 1)} in {len(summary.shards)} "
         f"shard{'s' * (len(summary.shards) != 1)} {prefix.parent / summary.pattern} "

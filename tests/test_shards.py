@@ -108,6 +108,40 @@ def test_upscale_enlarges_small_images(tmp_path: Path):
     assert json.loads((tmp_path / "s.json").read_text())["pattern"] == "s-000000.tar"  # one shard: no braces
 
 
+def test_unchanged_images_keep_their_bytes_and_the_others_are_oriented_jpegs(tmp_path: Path):
+    src = tmp_path / "in"
+    src.mkdir()
+    pixels = np.random.default_rng(1).integers(0, 256, (40, 30, 3), np.uint8)
+    Image.fromarray(pixels).save(src / "small.webp", quality=80)
+    Image.fromarray(np.repeat(np.repeat(pixels, 3, 0), 3, 1)).save(src / "big.webp", quality=80)  # 90×120
+    exif = Image.Exif()
+    exif[make_shards.EXIF_ORIENTATION] = 6  # rotate 90° when displayed
+    Image.fromarray(pixels).save(src / "rotated.jpg", exif=exif)
+    assert make_shards.main([str(src), str(tmp_path / "s"), "--short-side", "60", "--workers", "1"]) == 0
+    samples = {json.loads(v["json"])["source"]: v for v in read_shard(tmp_path / "s-000000.tar").values()}
+    assert samples["small.webp"]["webp"] == (src / "small.webp").read_bytes()  # stored unchanged
+    big = Image.open(io.BytesIO(samples["big.webp"]["jpg"]))  # resized, so re-encoded
+    assert big.size == (60, 80)
+    rotated = Image.open(io.BytesIO(samples["rotated.jpg"]["jpg"]))  # orientation applied, not kept
+    assert rotated.size == (40, 30) and json.loads(samples["rotated.jpg"]["json"])["width"] == 40
+
+
+def test_exclude_leaves_out_the_listed_files(tmp_path: Path, capsys):
+    write_images(tmp_path / "in", 3)
+    write_images(tmp_path / "in" / "sub", 2, prefix="deep")
+    listed = tmp_path / "validation.txt"
+    listed.write_text("img001.jpg\nsub/deep000.jpg\n\nnot/there.jpg\n")
+    args = [str(tmp_path / "in"), str(tmp_path / "s"), "--exclude", str(listed), "--workers", "1"]
+    assert make_shards.main(args) == 0
+    assert f"left out 2 listed in {listed}" in capsys.readouterr().err
+    sources = {json.loads(v["json"])["source"] for v in read_shard(tmp_path / "s-000000.tar").values()}
+    assert sources == {"img000.jpg", "img002.jpg", "sub/deep001.jpg"}
+    assert json.loads((tmp_path / "s.json").read_text())["excluded"] == 2
+    with pytest.raises(SystemExit) as exit_info:
+        make_shards.main([*args[:2], "--exclude", str(tmp_path / "missing.txt")])
+    assert exit_info.value.code == 2 and "missing.txt: no such list" in capsys.readouterr().err
+
+
 def test_rerun_replaces_shards_and_removes_stale_ones(tmp_path: Path):
     write_images(tmp_path / "in", 5)
     prefix = tmp_path / "out" / "set"
