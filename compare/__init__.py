@@ -1,1 +1,1 @@
-"""What compares the two methods, above both: quality metrics and the speed/quality benchmark."""
+"""What compares the two methods, above both: quality metrics, the speed/quality benchmark and the evaluation."""

@@ -175,6 +175,9 @@ class SizeResult:
     outputs: dict[str, list[Tensor]] = field(default_factory=dict)
 
 
+IDENTITY_LABEL = "identity (output = content)"  # how the reports name the baseline that changes nothing
+
+
 def adain_label(precision: str) -> str:
     """How the report names our AdaIN."""
     return f"AdaIN ({precision})"
@@ -242,8 +245,13 @@ def measure_quality(
 ) -> QualityRow:
     """The mean of the three :mod:`compare.metrics` losses over the pairs."""
     scores = [metrics.quality(encoder, o, c, s) for o, c, s in zip(outputs, contents, styles)]
+    return mean_quality(method, contents[0].shape[-1], scores)
+
+
+def mean_quality(method: str, size: int, scores: Sequence[metrics.Quality]) -> QualityRow:
+    """The row of ``method`` at ``size``: each loss averaged over the pairs' ``scores``."""
     mean = {name: statistics.mean(getattr(q, name) for q in scores) for name in metrics.METRICS}
-    return QualityRow(method, contents[0].shape[-1], **mean)
+    return QualityRow(method, size, **mean)
 
 
 @dataclass
@@ -298,7 +306,7 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
             result.speed.append(row)
         else:
             labels = {
-                "identity": "identity (output = content)",
+                "identity": IDENTITY_LABEL,
                 "adain": adain_label(setup.precision),
                 "gatys": gatys_label_for(setup.gatys_steps),
             }
@@ -309,9 +317,13 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
 
 def _requests(pairs: Sequence[tuple[Path, Path]], size: int) -> list[Request]:
     """Each pair as the request ``infer.py --content-size S --style-size S --crop`` would make."""
-    return [
-        Request(ImageSource.file(c), (ImageSource.file(s),), content_size=size, style_size=size, crop=True) for c, s in pairs
-    ]
+    return [pair_request(pair, size) for pair in pairs]
+
+
+def pair_request(pair: tuple[Path, Path], size: int, alpha: float = 1.0) -> Request:
+    """One pair as the request ``infer.py --content-size S --style-size S --crop --alpha A`` would make."""
+    content, style = pair
+    return Request(ImageSource.file(content), (ImageSource.file(style),), alpha=alpha, content_size=size, style_size=size, crop=True)
 
 
 def _load_pairs(pairs: Sequence[tuple[Path, Path]], size: int, device: torch.device) -> tuple[list[Tensor], list[Tensor]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -48,9 +48,11 @@ def markdown(meta: Mapping[str, object], results: Mapping[int, SizeResult]) -> s
     lines = [
         "# AdaIN vs Gatys benchmark",
         "",
-        f"{meta['date']} · {meta['device_name']} · torch {meta['torch']} · AdaIN precision {meta['precision']} · "
-        f"{meta['pairs']} content/style pairs · AdaIN: median of {meta['repeat']} timed runs after a warm-up, "
-        f"Gatys: one run per pair after a warm-up · 1-min load average {meta['load_average']} (this run included)",
+        (
+            f"{meta['date']} · {meta['device_name']} · torch {meta['torch']} · AdaIN precision {meta['precision']} · "
+            f"{meta['pairs']} content/style pairs · AdaIN: median of {meta['repeat']} timed runs after a warm-up, "
+            f"Gatys: one run per pair after a warm-up · 1-min load average {meta['load_average']} (this run included)"
+        ),
         "",
         f"Decoder: `{meta['decoder']}` ({meta['decoder_note']}).",
         "",
@@ -58,7 +60,7 @@ def markdown(meta: Mapping[str, object], results: Mapping[int, SizeResult]) -> s
         *([""] if meta.get("skipped") else []),
         "## Speed (seconds per image; the reference is plain fp32 eager PyTorch, same weights)",
         "",
-        *_table(SPEED_COLUMNS, speed),
+        *markdown_table(SPEED_COLUMNS, speed),
         "",
         f"Peak memory: {MEMORY_NOTE.get(str(meta['device']), 'not measured on this device')}.",
         "",
@@ -66,14 +68,14 @@ def markdown(meta: Mapping[str, object], results: Mapping[int, SizeResult]) -> s
         "",
         f"Measured on the `{meta['evaluation_vgg']}` encoder (fixed, whatever `--vgg` the model uses).",
         "",
-        *_table(QUALITY_COLUMNS, quality),
+        *markdown_table(QUALITY_COLUMNS, quality),
         "",
     ]
     return "\n".join(lines)
 
 
-def _table(columns: Mapping[str, str], rows: list[SpeedRow] | list[QualityRow]) -> list[str]:
-    """A Markdown table of ``rows`` with ``columns`` (field → header)."""
+def markdown_table(columns: Mapping[str, str], rows: Sequence[SpeedRow] | Sequence[QualityRow]) -> list[str]:
+    """A Markdown table of dataclass ``rows`` with ``columns`` (field → header), as lines."""
     out = ["| " + " | ".join(columns.values()) + " |", "|" + "---|" * len(columns)]
     for row in rows:
         values = asdict(row)
@@ -95,17 +97,21 @@ def _cell(key: str, value: object) -> str:
 
 
 def grid(result: SizeResult) -> torch.Tensor:
-    """One row per pair: content | style | AdaIN | Gatys (the methods measured), 3×H×W, each
-    tile at most :data:`GRID_TILE` px (the file stays small at any size)."""
+    """One row per pair: content | style | AdaIN | Gatys (the methods measured), as :func:`tile_grid`."""
     methods = [m for m in GRID_METHODS if m in result.outputs]
-    tiles = torch.cat([
-        tile.detach().float().cpu()
+    return tile_grid([
+        [content, style, *(result.outputs[m][i] for m in methods)]
         for i, (content, style) in enumerate(zip(result.contents, result.styles))
-        for tile in (content, style, *(result.outputs[m][i] for m in methods))
     ])  # fmt: skip
+
+
+def tile_grid(rows: Sequence[Sequence[torch.Tensor]]) -> torch.Tensor:
+    """Rows of equal square images (each 1×3×S×S) as one 3×H×W image, 4 px of white between tiles,
+    each tile at most :data:`GRID_TILE` px (the file stays small at any size)."""
+    tiles = torch.cat([tile.detach().float().cpu() for row in rows for tile in row])
     if tiles.shape[-1] > GRID_TILE:
         tiles = resize(tiles, (GRID_TILE, GRID_TILE))
-    return make_grid(tiles, nrow=2 + len(methods), padding=4, pad_value=1.0)
+    return make_grid(tiles, nrow=len(rows[0]), padding=4, pad_value=1.0)
 
 
 def write(out_dir: Path, meta: Mapping[str, object], results: Mapping[int, SizeResult]) -> list[Path]:
@@ -117,13 +123,13 @@ def write(out_dir: Path, meta: Mapping[str, object], results: Mapping[int, SizeR
         "quality": [asdict(row) for r in results.values() for row in r.quality],
     }
     md, js, img = (out_dir / name for name in FILES)
-    _write_text(md, markdown(meta, results))
-    _write_text(js, json.dumps(payload, indent=2) + "\n")
+    write_text(md, markdown(meta, results))
+    write_text(js, json.dumps(payload, indent=2) + "\n")
     save_image(grid(results[max(results)]), img)
     return [md, js, img]
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     """Write ``text`` through a temporary file and a rename, so no partial file is left."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -22,19 +22,17 @@ from pathlib import Path
 import torch
 
 from adain import transfer
-from adain.checkpoint import load_decoder, read_metadata
+from adain.checkpoint import load_decoder
 from adain.commandline import run_main
-from adain.decoder import Decoder
 from adain.device import check_precision, resolve_device
 from adain.encoder import VGG19Encoder
-from adain.errors import ImageError, one_line
-from adain.imageio import open_image
-from adain.options import IMAGE_EXTENSIONS, add_model_options
+from adain.errors import one_line
+from adain.options import add_model_options
 from compare import metrics, report
 from compare.benchmark import Setup, device_name, run
+from compare.inputs import RANDOM, cycled_pairs, decoder_note, image_files, is_random, random_decoder, readable
 
 METHODS = ("adain", "gatys")
-RANDOM = "random"  # --decoder value: an untrained decoder (speed does not depend on the weights)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,33 +62,6 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
         parser.error("--threads must be >= 1")
 
 
-def image_files(path: Path) -> list[Path]:
-    """``path`` itself, or the images in the folder ``path`` (sorted); ValueError if there are none."""
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise ValueError(f"{path}: no such file or folder")
-    found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not found:
-        raise ValueError(f"{path}: folder has no images ({', '.join(IMAGE_EXTENSIONS)})")
-    return found
-
-
-def readable(paths: list[Path], kind: str) -> tuple[list[Path], list[str]]:
-    """The images that open, and a one-line reason for each that does not; ValueError if none opens."""
-    good, bad = [], []
-    for path in paths:
-        try:
-            open_image(path)
-        except ImageError as err:
-            bad.append(one_line(err))
-        else:
-            good.append(path)
-    if not good:
-        raise ValueError(f"no readable {kind} image: {bad[0]}")
-    return good, bad
-
-
 def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Encoder, torch.nn.Module, dict[str, object]]:
     """Images, models and the report's header facts; ValueError/OSError on bad input.
 
@@ -107,13 +78,12 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # every size repeats, so autotuning pays off
     encoder = VGG19Encoder.load(args.vgg)
-    if str(decoder_path) == RANDOM and not decoder_path.exists():
-        torch.manual_seed(0)
-        decoder, decoder_note = Decoder(), "untrained, seeded: speed only, its quality numbers mean nothing"
+    if is_random(args.decoder):  # speed does not depend on the weights
+        decoder, note = random_decoder(), "untrained, seeded: speed only, its quality numbers mean nothing"
     else:
         decoder, _ = load_decoder(decoder_path, encoder.identity, encoder.layout)
-        decoder_note = _decoder_note(decoder_path)
-    pairs = [(contents[i % len(contents)], styles[i % len(styles)]) for i in range(args.pairs)]
+        note = decoder_note(decoder_path)
+    pairs = cycled_pairs(contents, styles, args.pairs)
     setup = Setup(
         pairs, sorted(set(args.sizes)), list(dict.fromkeys(args.methods)), device, args.precision,
         args.gatys_steps, args.repeat, args.batch, progress=not args.quiet,
@@ -126,7 +96,7 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
         "torch": torch.__version__,
         "precision": args.precision,
         "decoder": str(decoder_path),
-        "decoder_note": decoder_note,
+        "decoder_note": note,
         "vgg": args.vgg,
         "evaluation_vgg": metrics.EVALUATION_VGG,
         "pairs": len(pairs),
@@ -138,15 +108,6 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
         "skipped": bad_contents + bad_styles,
     }
     return setup, encoder, decoder, meta
-
-
-def _decoder_note(path: Path) -> str:
-    """What the decoder file says about its training (our safetensors files), for the report."""
-    if path.suffix != ".safetensors":
-        return path.suffix
-    meta = read_metadata(path)
-    facts = {k: v for k, v in meta.items() if k not in ("format", "arch", "encoder")}
-    return ", ".join(f"{k}={v}" for k, v in facts.items()) or "no training facts recorded"
 
 
 def main(argv: list[str] | None = None) -> int:
