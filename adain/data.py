@@ -11,7 +11,12 @@ is an error, never an endless loop.
 
 Augmentation follows the paper (Sec. 6.2): the shorter side is resized to ``load_size``
 (512) keeping the aspect ratio, then a random ``crop_size`` (256) square is cut out; a
-random horizontal flip is optional (off in the paper).
+random horizontal flip is optional (off in the paper). Crops travel as 8-bit images (a quarter
+of the bytes to queue and copy to the GPU); the training module makes them floats on the device.
+
+With ``in_memory``, every image is decoded once, at the start, and held (8-bit): each crop is
+then a slice instead of a decode, which keeps a fast GPU fed from a data set that fits in memory
+(the stand-in data: ~1 GB). Crops are then drawn from uniformly chosen images.
 """
 
 from __future__ import annotations
@@ -61,15 +66,20 @@ def _is_local(url: str) -> bool:
     return url.startswith("file:") or ":" not in url.split("/", 1)[0]
 
 
-def random_crop(data: bytes, load_size: int, crop_size: int, flip: bool, rng: random.Random, name: str = "sample") -> Tensor:
-    """Decode an image, resize its shorter side to ``load_size`` (0: keep it, but at least
-    ``crop_size``), cut a random ``crop_size`` square and maybe flip it: 3×S×S in [0, 1]."""
+def decode(data: bytes, load_size: int, crop_size: int, name: str = "sample") -> Tensor:
+    """An image as training crops it: its shorter side resized to ``load_size`` (0: kept, but at
+    least ``crop_size``), 3×H×W, 8-bit."""
     img = open_image(data, name=name, short_side=load_size)
     side = load_size or (crop_size if min(img.size) < crop_size else 0)
     rgb = prepare_image(img, side, max_pixels=MAX_INPUT_PIXELS, name=name).rgb[0]
-    height, width = rgb.shape[-2:]
+    return rgb.mul(255).round_().to(torch.uint8)
+
+
+def random_crop(image: Tensor, crop_size: int, flip: bool, rng: random.Random) -> Tensor:
+    """A random ``crop_size`` square of a 3×H×W image, maybe flipped, as a new tensor."""
+    height, width = image.shape[-2:]
     top, left = rng.randint(0, height - crop_size), rng.randint(0, width - crop_size)
-    crop = rgb[:, top : top + crop_size, left : left + crop_size]
+    crop = image[:, top : top + crop_size, left : left + crop_size]
     if flip and rng.random() < 0.5:
         crop = crop.flip(-1)
     return crop.contiguous()
@@ -118,13 +128,8 @@ class ShardImages:
                 )
             url = rng.choice(usable)
             errors: list[Exception] = []
-
-            def keep_going(err: Exception) -> bool:
-                errors.append(err)
-                return True
-
             count = 0
-            for sample in wds.tariterators.tarfile_samples([{"url": url}], handler=keep_going):
+            for sample in _read_shard(url, errors):
                 count += 1
                 yield sample
             if count == 0:
@@ -136,19 +141,37 @@ class ShardImages:
 
     def _decode(self, samples: Iterator[dict], rng: random.Random) -> Iterator[Tensor]:
         for sample in samples:
-            url = sample["__url__"]
-            name = f"{sample['__key__']} in {url}"
-            key = next((k for k in IMAGE_KEYS if k in sample), None)
-            try:
-                if key is None:
-                    raise ImageError(name, f"no image ({'/'.join(IMAGE_KEYS)}) in the sample")
-                crop = random_crop(sample[key], self.load_size, self.crop_size, self.flip, rng, name)
-            except ImageError as err:
-                self._unreadable(url, err)
-                continue
-            self._failing.clear()
-            self._failures_in_a_row = 0
-            yield crop
+            image = self._image(sample)
+            if image is not None:
+                yield random_crop(image, self.crop_size, self.flip, rng)
+
+    def _image(self, sample: dict) -> Tensor | None:
+        """A sample's image at its working size (:func:`decode`), or None (counted) if unreadable."""
+        url = sample["__url__"]
+        name = f"{sample['__key__']} in {url}"
+        key = next((k for k in IMAGE_KEYS if k in sample), None)
+        try:
+            if key is None:
+                raise ImageError(name, f"no image ({'/'.join(IMAGE_KEYS)}) in the sample")
+            image = decode(sample[key], self.load_size, self.crop_size, name)
+        except ImageError as err:
+            self._unreadable(url, err)
+            return None
+        self._failing.clear()
+        self._failures_in_a_row = 0
+        return image
+
+    def all_images(self) -> list[Tensor]:
+        """Every readable image of every shard, once, in shard order, at its working size (8-bit)."""
+        images = []
+        for url in self.urls:
+            errors: list[Exception] = []
+            images += [image for sample in _read_shard(url, errors) if (image := self._image(sample)) is not None]
+            if errors:
+                log.warning("%s data: shard %s: %s", self.name, url, _reason(errors[0]))
+        if not images:
+            raise TrainingDataError(f"{self.name} shards {self.pattern!r}: no readable image in any of the {len(self.urls)}")
+        return images
 
     def _unreadable(self, url: str, err: ImageError) -> None:
         """Count a skipped sample, name its shard the first time, give up after too many in a row."""
@@ -164,6 +187,33 @@ class ShardImages:
                 f"{self.name} shards {self.pattern!r}: {self._failures_in_a_row} unreadable samples in a row "
                 f"from {shards} shard{'s' * (shards != 1)}, none readable; the last: {err}"
             )
+
+
+class MemoryImages:
+    """A shard set decoded once and held in memory; :meth:`crops` as :class:`ShardImages`'s."""
+
+    def __init__(self, shards: ShardImages):
+        self.name, self.crop_size, self.flip = shards.name, shards.crop_size, shards.flip
+        self.images = shards.all_images()
+        self.skipped = shards.skipped
+        megabytes = sum(image.numel() for image in self.images) / 2**20
+        log.info("%s data: %d images in memory (%.0f MiB)", self.name, len(self.images), megabytes)
+
+    def crops(self, rng: random.Random) -> Iterator[Tensor]:
+        """An endless stream of crops of uniformly drawn images."""
+        while True:
+            yield random_crop(rng.choice(self.images), self.crop_size, self.flip, rng)
+
+
+def _read_shard(url: str, errors: list[Exception]) -> Iterator[dict]:
+    """The samples of one shard, read on its own; reading errors are appended to ``errors`` and
+    end the shard (what came before them is kept)."""
+
+    def keep_going(err: Exception) -> bool:
+        errors.append(err)
+        return True
+
+    return wds.tariterators.tarfile_samples([{"url": url}], handler=keep_going)
 
 
 def _reason(err: Exception) -> str:
@@ -183,8 +233,8 @@ class CropPairs(IterableDataset):
 
     def __init__(
         self,
-        content: ShardImages,
-        style: ShardImages,
+        content: ShardImages | MemoryImages,
+        style: ShardImages | MemoryImages,
         batch_size: int,
         batches_per_epoch: int,
         seed: int = 0,
@@ -228,6 +278,8 @@ class AdaINDataModule(L.LightningDataModule):
         shuffle_buffer: samples held per stream and worker for shuffling.
         num_workers: data-loading processes per device.
         seed: base seed of all data randomness (shards, order, crops, flips).
+        in_memory: decode every image once and hold them (for data sets that fit in memory),
+            instead of decoding each crop's image again.
     """
 
     def __init__(
@@ -242,6 +294,7 @@ class AdaINDataModule(L.LightningDataModule):
         shuffle_buffer: int = 256,
         num_workers: int = 4,
         seed: int = 0,
+        in_memory: bool = False,
     ):
         super().__init__()
         if batch_size < 1 or steps_per_epoch < 1 or shuffle_buffer < 1 or num_workers < 0:
@@ -251,8 +304,13 @@ class AdaINDataModule(L.LightningDataModule):
         if load_size and load_size < crop_size:
             raise ValueError(f"load_size ({load_size}) must be 0 or at least crop_size ({crop_size})")
         self.save_hyperparameters()
-        self.content = ShardImages("content", content_shards, load_size, crop_size, flip, shuffle_buffer)
-        self.style = ShardImages("style", style_shards, load_size, crop_size, flip, shuffle_buffer)
+        self.content: ShardImages | MemoryImages = ShardImages("content", content_shards, load_size, crop_size, flip, shuffle_buffer)
+        self.style: ShardImages | MemoryImages = ShardImages("style", style_shards, load_size, crop_size, flip, shuffle_buffer)
+
+    def setup(self, stage: str) -> None:
+        """With ``in_memory``, decode the shards now, once (not again when a trainer sets up anew)."""
+        if self.hparams.in_memory and isinstance(self.content, ShardImages):
+            self.content, self.style = MemoryImages(self.content), MemoryImages(self.style)
 
     def dataset(self, rank: int = 0, start_step: int = 0) -> CropPairs:
         """The pair stream for one rank; ``start_step`` (the resumed global step) gives a

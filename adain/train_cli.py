@@ -63,6 +63,7 @@ def fit_command(argv: Sequence[str] | None) -> int:
     """Lightning's own subcommands (``fit`` …) through LightningCLI; ``None`` reads ``sys.argv``."""
     from lightning.fabric.plugins import TorchCheckpointIO
     from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+    from lightning.pytorch.loggers import CSVLogger
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from adain.checkpoint import DecoderFileError
@@ -110,11 +111,16 @@ def fit_command(argv: Sequence[str] | None) -> int:
                 )
 
         def before_fit(self) -> None:
-            """Atomic checkpoint writes (unless another checkpoint plugin was chosen), and a word
-            when ``--ckpt_path last`` finds nothing to resume: the run then starts fresh."""
+            """Atomic checkpoint writes (unless another checkpoint plugin was chosen), a
+            ``metrics.csv`` beside the first logger's files (a log that needs no TensorBoard to
+            read), and a word when ``--ckpt_path last`` finds nothing to resume: the run then starts fresh."""
             strategy = self.trainer.strategy
             if type(strategy.checkpoint_io) is TorchCheckpointIO:
                 strategy.checkpoint_io = AtomicCheckpointIO()
+            loggers = self.trainer.loggers
+            if loggers and not any(isinstance(logger, CSVLogger) for logger in loggers):
+                first = loggers[0]
+                self.trainer.loggers = [*loggers, CSVLogger(first.save_dir, first.name, first.version)]
             config = self.config_init[self.subcommand]
             folder = Path(self.trainer.checkpoint_callback.dirpath)
             if config.get("ckpt_path") == "last" and not (folder / "last.ckpt").is_file():
@@ -122,12 +128,14 @@ def fit_command(argv: Sequence[str] | None) -> int:
                 config["ckpt_path"] = None
 
     # Known, intended situations: the resampled stream has a length by design and a resumed run
-    # draws fresh samples (seeded by its start step) instead of replaying a position, no FLOP
-    # count is kept, and the frozen encoder stays in eval mode.
+    # draws fresh samples (seeded by its start step) instead of replaying a position, the frozen
+    # encoder stays in eval mode, and the CSV log is written into the folder the TensorBoard
+    # logger has just made for this run.
     warnings.filterwarnings("ignore", message=r".*IterableDataset.*has `__len__` defined")
     warnings.filterwarnings("ignore", message=r".*your dataloader is not resumable")
-    warnings.filterwarnings("ignore", message=r"When using the `ThroughputMonitor`")
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")  # metrics.csv joins TensorBoard's new folder
+    warnings.filterwarnings("ignore", message=r"You have overridden `on_after_batch_transfer`")  # the module's, on purpose
     try:
         AdaINCLI(
             AdaINTraining,

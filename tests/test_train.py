@@ -8,6 +8,7 @@ slower, and the DDP test runs two processes at once.
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from torch.utils.data import DataLoader
 
 from adain import train_cli as train
 from adain import training
-from adain.checkpoint import DecoderFileError, load_decoder
+from adain.checkpoint import DecoderFileError, load_decoder, save_decoder
 from adain.encoder import VGG19Encoder
 from adain.imageio import load_image
 from adain.options import DEFAULT_VGG
@@ -102,7 +103,15 @@ def test_smoke_fit_writes_a_small_resumable_checkpoint_and_a_decoder(smoke_run, 
     assert json.loads(file_meta["config"])["model"]["style_weight"] == 10.0
     assert file_meta["date"].startswith("20")
     assert all(torch.equal(weights[k], checkpoint["state_dict"][f"decoder.{k}"]) for k in weights)
-    assert list((smoke_run / "lightning_logs" / "version_0").glob("events.out.tfevents.*"))  # TensorBoard by default
+    assert file_meta["pairs_seen"] == "8"  # 4 steps of batch 2
+    logs = smoke_run / "lightning_logs" / "version_0"
+    assert list(logs.glob("events.out.tfevents.*"))  # TensorBoard by default
+    with open(logs / "metrics.csv") as f:  # and a CSV log beside it
+        rows = list(csv.DictReader(f))
+    losses = [row for row in rows if row.get("train/content")]
+    assert [int(row["step"]) for row in losses] == [0, 1, 2, 3]
+    assert all(float(row["train/style_relu1_1"]) > 0 and float(row["train/lr"]) > 0 for row in losses)
+    assert [int(row["step"]) for row in rows if row.get("train/pairs_per_sec")] == [1, 2, 3]  # from the 2nd logged step on
 
 
 def test_infer_and_export_use_the_checkpoint(smoke_run, tmp_path, encoder):
@@ -310,19 +319,40 @@ def test_overfitting_one_pair_lowers_the_loss(quick_vgg, tmp_path):
     assert after < 0.25 * before
 
 
+def test_8bit_batches_channels_last_and_a_starting_decoder(quick_vgg, tmp_path):
+    content, style = pair()
+    as_bytes = tuple(x[None].mul(255).round().to(torch.uint8) for x in (content, style))
+    torch.manual_seed(0)
+    plain = AdaINTraining(image_every_n_steps=0)
+    save_decoder(plain.decoder, tmp_path / "start.safetensors", plain.encoder.identity)
+    nhwc = AdaINTraining(image_every_n_steps=0, channels_last=True, init_decoder=str(tmp_path / "start.safetensors"))
+    assert all(torch.equal(a, b) for a, b in zip(plain.decoder.state_dict().values(), nhwc.decoder.state_dict().values()))
+    assert nhwc.decoder[0].weight.is_contiguous(memory_format=torch.channels_last)
+    batch = nhwc.on_after_batch_transfer(as_bytes, 0)
+    assert batch[0].dtype == torch.float32 and batch[0].is_contiguous(memory_format=torch.channels_last)
+    assert (batch[0] - content[None]).abs().max() <= 1 / 255
+    with torch.no_grad():
+        same = plain(*plain.on_after_batch_transfer(as_bytes, 0))[1], nhwc(*batch)[1]
+    assert torch.allclose(*same, rtol=1e-4)
+    fit(nhwc, [as_bytes] * 2, 2, tmp_path)  # trains on 8-bit batches
+    assert nhwc.trainer.global_step == 2
+    with pytest.raises(DecoderFileError, match="no such decoder file"):
+        AdaINTraining(init_decoder=str(tmp_path / "missing.safetensors"))
+
+
 def test_a_nonfinite_loss_stops_or_skips_without_touching_the_weights(quick_vgg, caplog, tmp_path):
     content, style = pair(16)
     poisoned = (torch.full_like(content, float("nan"))[None], style[None])
 
     model = AdaINTraining(image_every_n_steps=0)
-    with pytest.raises(FloatingPointError, match="non-finite loss at step 0"):
+    with pytest.raises(FloatingPointError, match="non-finite gradients at step 0"):
         fit(model, [poisoned], 1, tmp_path)
 
     model = AdaINTraining(image_every_n_steps=0, on_nonfinite="skip")
     weights = copy.deepcopy(model.decoder.state_dict())
     with caplog.at_level(logging.WARNING, logger="adain.training"):
         fit(model, [poisoned, (content[None], style[None])], 2, tmp_path)
-    assert "skipping this update" in caplog.text
+    assert "non-finite gradients at step 0: skipped those updates" in caplog.text
     assert model.trainer.global_step == 2
     changed = [k for k, v in model.decoder.state_dict().items() if not torch.equal(v, weights[k])]
     assert changed  # the good second step trained

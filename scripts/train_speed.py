@@ -1,0 +1,165 @@
+"""How fast the decoder trains under each set-up: steps/s and pairs/s of train.py's own loop.
+
+    python scripts/train_speed.py --content-shards 'runs/x/shards/content-{000000..000001}.tar' \\
+        --style-shards 'runs/x/shards/style-{000000..000001}.tar' --out docs/training/speed.md
+
+A set-up is a comma-separated list of ``fp32`` or ``bf16`` (autocast), ``nhwc`` (channels-last),
+``memory`` (decoded images held in memory; otherwise ``--workers`` loader processes decode every
+crop), ``compile`` (``torch.compile``) and ``bN`` (batch N; default 8, the paper's). Each runs
+the real :class:`~adain.training.AdaINTraining` and :class:`~adain.data.AdaINDataModule` under a
+Lightning Trainer for ``--warmup`` steps (compilation, allocator, loader start-up), then
+``--steps`` timed steps, waiting for the device at both ends. The batch size does not change the
+learning rate here: speed does not depend on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from adain.commandline import run_main
+from adain.data import AdaINDataModule, MemoryImages
+from adain.training import AdaINTraining
+from compare.benchmark import device_name
+
+DEFAULT_SETUPS = ["fp32", "bf16", "bf16,nhwc", "bf16,nhwc,memory", "bf16,nhwc,memory,compile", "bf16,nhwc,memory,compile,b16", "bf16,nhwc,memory,compile,b32"]
+FLAGS = ("fp32", "bf16", "nhwc", "memory", "compile")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One training set-up to time."""
+
+    name: str
+    precision: str = "32-true"
+    channels_last: bool = False
+    in_memory: bool = False
+    compile: bool = False
+    batch: int = 8
+
+
+def parse_setup(text: str) -> Setup:
+    """``bf16,nhwc,b16`` → :class:`Setup`; ValueError names what is unknown."""
+    settings: dict[str, object] = {}
+    for flag in text.split(","):
+        if flag in ("fp32", "bf16"):
+            settings["precision"] = "32-true" if flag == "fp32" else "bf16-mixed"
+        elif flag in FLAGS:
+            settings[{"nhwc": "channels_last", "memory": "in_memory"}.get(flag, flag)] = True
+        elif flag[:1] == "b" and flag[1:].isdigit() and int(flag[1:]) > 0:
+            settings["batch"] = int(flag[1:])
+        else:
+            raise ValueError(f"{text!r}: unknown {flag!r} (known: {', '.join(FLAGS)}, bN)")
+    return Setup(text, **settings)  # type: ignore[arg-type]
+
+
+class StepClock(L.Callback):
+    """Times the steps after ``warmup``, waiting for the device at both ends."""
+
+    def __init__(self, warmup: int):
+        self.warmup = warmup
+        self.first_step_s = 0.0
+        self.begin = self.start = self.end = 0.0
+
+    def _now(self, module: L.LightningModule) -> float:
+        if module.device.type == "cuda":
+            torch.cuda.synchronize(module.device)
+        return time.perf_counter()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.begin = self._now(pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: object) -> None:
+        if trainer.global_step == 1:
+            self.first_step_s = self._now(pl_module) - self.begin
+        if trainer.global_step == self.warmup:
+            self.start = self._now(pl_module)
+        if trainer.global_step == trainer.max_steps:
+            self.end = self._now(pl_module)
+
+
+def measure(setup: Setup, args: argparse.Namespace, memory: dict[str, MemoryImages]) -> dict[str, object]:
+    """Steps/s, pairs/s, peak device memory and first-step seconds of one set-up."""
+    dm = AdaINDataModule(
+        args.content_shards, args.style_shards, batch_size=setup.batch, load_size=args.load_size,
+        crop_size=args.crop_size, num_workers=0 if setup.in_memory else args.workers, in_memory=setup.in_memory,
+    )  # fmt: skip
+    if setup.in_memory:  # decode once for all set-ups
+        if not memory:
+            dm.setup("fit")
+            memory.update(content=dm.content, style=dm.style)
+        dm.content, dm.style = memory["content"], memory["style"]
+    model = AdaINTraining(image_every_n_steps=0, channels_last=setup.channels_last, compile=setup.compile)
+    clock = StepClock(args.warmup)
+    trainer = L.Trainer(
+        accelerator=args.accelerator, devices=1, precision=setup.precision, max_steps=args.warmup + args.steps,
+        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[clock], default_root_dir=args.scratch, log_every_n_steps=50,
+    )  # fmt: skip
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    trainer.fit(model, dm)
+    steps_s = args.steps / (clock.end - clock.start)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+    return {"setup": setup.name, "batch": setup.batch, "steps_s": steps_s, "pairs_s": steps_s * setup.batch, "peak_gib": peak, "first_step_s": clock.first_step_s}
+
+
+def table(rows: Sequence[dict[str, object]]) -> str:
+    lines = ["| set-up | batch | steps/s | pairs/s | peak device memory (GiB) | first step (s) |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['setup']} | {r['batch']} | {r['steps_s']:.1f} | {r['pairs_s']:.0f} | {r['peak_gib']:.2f} | {r['first_step_s']:.1f} |")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--content-shards", required=True, metavar="PATTERN")
+    p.add_argument("--style-shards", required=True, metavar="PATTERN")
+    p.add_argument("--setups", nargs="+", default=DEFAULT_SETUPS, metavar="SETUP", help=f"default: {' '.join(DEFAULT_SETUPS)}")
+    p.add_argument("--warmup", type=int, default=30, help="untimed steps first (default 30)")
+    p.add_argument("--steps", type=int, default=300, help="timed steps (default 300)")
+    p.add_argument("--workers", type=int, default=8, help="loader processes without 'memory' (default 8)")
+    p.add_argument("--load-size", type=int, default=0, help="data.load_size (default 0: as stored)")
+    p.add_argument("--crop-size", type=int, default=256, help="data.crop_size (default 256)")
+    p.add_argument("--accelerator", default="auto", help="Lightning accelerator (default auto)")
+    p.add_argument("--scratch", type=Path, default=Path("runs/train_speed"), help="Lightning's working folder")
+    p.add_argument("--out", type=Path, help="also write the report here (Markdown)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        setups = [parse_setup(text) for text in args.setups]
+    except ValueError as err:
+        parser.error(str(err))
+    if args.warmup < 1 or args.steps < 1:
+        parser.error("--warmup and --steps must be at least 1")
+    memory: dict[str, MemoryImages] = {}
+    rows = []
+    for setup in setups:
+        rows.append(measure(setup, args, memory))
+        print(table(rows[-1:]).splitlines()[-1], flush=True)
+    device = torch.device("cuda" if torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda") else "cpu")
+    text = (
+        f"Measured {datetime.date.today().isoformat()} on {device_name(device)}, torch {torch.__version__}, "
+        f"Lightning {L.__version__}, crops {args.crop_size}², {args.warmup} warm-up + {args.steps} timed steps, "
+        f"`scripts/train_speed.py`.\n\n{table(rows)}\n"
+    )
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
