@@ -100,10 +100,11 @@ class AdaINTraining(L.LightningModule):
 
     def forward(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
         """Decoded images and the loss terms for a batch: (output, total, content, style per layer)."""
-        with torch.no_grad():
-            style_features = self.encoder(style, STYLE_LAYERS)
-            content_features = self.encoder(content, [CONTENT_LAYER])[CONTENT_LAYER]
-            target = adain(content_features, style_features[CONTENT_LAYER])
+        with torch.no_grad():  # one encoder pass for both batches (crops of one size): fewer, larger kernels
+            both = self.encoder(torch.cat([style, content]), STYLE_LAYERS)
+            n = style.shape[0]
+            style_features = {layer: feat[:n] for layer, feat in both.items()}
+            target = adain(both[CONTENT_LAYER][n:], style_features[CONTENT_LAYER])
         output = self.decoder(target)
         output_features = self.encoder(output, STYLE_LAYERS)
         loss_c = content_loss(output_features[CONTENT_LAYER], target)

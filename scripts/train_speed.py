@@ -8,8 +8,9 @@ A set-up is a comma-separated list of ``fp32`` or ``bf16`` (autocast), ``nhwc`` 
 crop), ``compile`` (``torch.compile``) and ``bN`` (batch N; default 8, the paper's). Each runs
 the real :class:`~adain.training.AdaINTraining` and :class:`~adain.data.AdaINDataModule` under a
 Lightning Trainer for ``--warmup`` steps (compilation, allocator, loader start-up), then
-``--steps`` timed steps, waiting for the device at both ends. The batch size does not change the
-learning rate here: speed does not depend on it.
+``--steps`` timed steps, waiting for the device at both ends, with cuDNN's autotuner on (as in
+``configs/gpu.yaml``). The batch size does not change the learning rate here: speed does not
+depend on it.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def measure(setup: Setup, args: argparse.Namespace, memory: dict[str, MemoryImag
     trainer = L.Trainer(
         accelerator=args.accelerator, devices=1, precision=setup.precision, max_steps=args.warmup + args.steps,
         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[clock], default_root_dir=args.scratch, log_every_n_steps=50,
+        callbacks=[clock], default_root_dir=args.scratch, log_every_n_steps=50, benchmark=True,
     )  # fmt: skip
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()

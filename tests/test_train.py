@@ -29,7 +29,9 @@ from adain import train_cli as train
 from adain import training
 from adain.checkpoint import DecoderFileError, load_decoder, save_decoder
 from adain.encoder import VGG19Encoder
+from adain.functional import adain
 from adain.imageio import load_image
+from adain.losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, style_loss
 from adain.options import DEFAULT_VGG
 from adain.training import AdaINTraining, AtomicCheckpointIO
 from adain.transfer import StyleTransfer
@@ -317,6 +319,19 @@ def test_overfitting_one_pair_lowers_the_loss(quick_vgg, tmp_path):
     with torch.no_grad():
         after = model(*batch)[1].item()
     assert after < 0.25 * before
+
+
+def test_the_loss_is_the_papers_with_content_and_style_encoded_in_one_pass(quick_vgg):
+    content, style = (torch.stack([a, b]) for a, b in zip(pair(), reversed(pair())))
+    model = AdaINTraining(image_every_n_steps=0)
+    with torch.no_grad():
+        output, total, loss_c, per_layer = model(content, style)
+        style_f = model.encoder(style, STYLE_LAYERS)
+        target = adain(model.encoder(content, [CONTENT_LAYER])[CONTENT_LAYER], style_f[CONTENT_LAYER])
+        output_f = model.encoder(model.decoder(target), STYLE_LAYERS)
+    assert torch.allclose(loss_c, content_loss(output_f[CONTENT_LAYER], target), rtol=1e-5)
+    assert torch.allclose(sum(per_layer.values()), style_loss(output_f, style_f), rtol=1e-5)
+    assert torch.allclose(total, loss_c + 10.0 * sum(per_layer.values()))
 
 
 def test_8bit_batches_channels_last_and_a_starting_decoder(quick_vgg, tmp_path):
