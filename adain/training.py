@@ -365,7 +365,9 @@ class ImagesPerSecond(L.Callback):
     def __init__(self) -> None:
         self._since: tuple[float, int] | None = None  # (time, global step) of the last measurement
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         step = trainer.global_step
         if step % trainer.log_every_n_steps:
             return
@@ -375,5 +377,6 @@ class ImagesPerSecond(L.Callback):
         if self._since is not None and step > self._since[1]:
             steps, seconds = step - self._since[1], now - self._since[0]
             pairs = steps * batch[0].shape[0] * trainer.world_size
-            pl_module.log_dict({"train/steps_per_sec": steps / seconds, "train/pairs_per_sec": pairs / seconds}, rank_zero_only=True)
+            rates = {"train/steps_per_sec": steps / seconds, "train/pairs_per_sec": pairs / seconds}
+            pl_module.log_dict(rates, rank_zero_only=True)
         self._since = (now, step)

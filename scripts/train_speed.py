@@ -30,7 +30,10 @@ from adain.data import AdaINDataModule, MemoryImages
 from adain.training import AdaINTraining
 from compare.benchmark import device_name
 
-DEFAULT_SETUPS = ["fp32", "bf16", "bf16,nhwc", "bf16,nhwc,memory", "bf16,nhwc,memory,compile", "bf16,nhwc,memory,compile,b16", "bf16,nhwc,memory,compile,b32"]
+DEFAULT_SETUPS = [
+    "fp32", "bf16", "bf16,nhwc", "bf16,nhwc,memory", "bf16,nhwc,memory,compile",
+    "bf16,nhwc,memory,compile,b16", "bf16,nhwc,memory,compile,b32",
+]  # fmt: skip
 FLAGS = ("fp32", "bf16", "nhwc", "memory", "compile")
 
 
@@ -109,13 +112,18 @@ def measure(setup: Setup, args: argparse.Namespace, memory: dict[str, MemoryImag
     trainer.fit(model, dm)
     steps_s = args.steps / (clock.end - clock.start)
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
-    return {"setup": setup.name, "batch": setup.batch, "steps_s": steps_s, "pairs_s": steps_s * setup.batch, "peak_gib": peak, "first_step_s": clock.first_step_s}
+    return {
+        "setup": setup.name, "batch": setup.batch, "steps_s": steps_s, "pairs_s": steps_s * setup.batch,
+        "peak_gib": peak, "first_step_s": clock.first_step_s,
+    }  # fmt: skip
 
 
 def table(rows: Sequence[dict[str, object]]) -> str:
     lines = ["| set-up | batch | steps/s | pairs/s | peak device memory (GiB) | first step (s) |", "|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['setup']} | {r['batch']} | {r['steps_s']:.1f} | {r['pairs_s']:.0f} | {r['peak_gib']:.2f} | {r['first_step_s']:.1f} |")
+        numbers = (f"{r['steps_s']:.1f}", f"{r['pairs_s']:.1f}", f"{r['peak_gib']:.2f}", f"{r['first_step_s']:.1f}")
+        cells = (r["setup"], r["batch"], *numbers)
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
 
 
@@ -123,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--content-shards", required=True, metavar="PATTERN")
     p.add_argument("--style-shards", required=True, metavar="PATTERN")
-    p.add_argument("--setups", nargs="+", default=DEFAULT_SETUPS, metavar="SETUP", help=f"default: {' '.join(DEFAULT_SETUPS)}")
+    p.add_argument("--setups", nargs="+", default=DEFAULT_SETUPS, metavar="SETUP", help="default: " + " ".join(DEFAULT_SETUPS))
     p.add_argument("--warmup", type=int, default=30, help="untimed steps first (default 30)")
     p.add_argument("--steps", type=int, default=300, help="timed steps (default 300)")
     p.add_argument("--workers", type=int, default=8, help="loader processes without 'memory' (default 8)")

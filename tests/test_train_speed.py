@@ -1,0 +1,47 @@
+"""scripts/train_speed.py: set-ups parsed, each timed on the real training loop (a few CPU steps)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from test_shards import shard_set, write_images
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("train_speed", ROOT / "scripts" / "train_speed.py")
+train_speed = sys.modules["train_speed"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(train_speed)
+
+
+def test_setups_are_parsed_and_bad_ones_named():
+    setup = train_speed.parse_setup("bf16,nhwc,memory,compile,b16")
+    assert (setup.precision, setup.channels_last, setup.in_memory, setup.compile, setup.batch) == ("bf16-mixed", True, True, True, 16)
+    assert train_speed.parse_setup("fp32") == train_speed.Setup("fp32")
+    with pytest.raises(ValueError, match="unknown 'fast'"):
+        train_speed.parse_setup("bf16,fast")
+    with pytest.raises(ValueError, match="unknown 'b0'"):
+        train_speed.parse_setup("b0")
+
+
+def test_each_setup_is_timed_and_reported(tmp_path: Path, capsys):
+    content = shard_set(write_images(tmp_path / "c", 3, (48, 40), seed=1)[0].parent, tmp_path / "s" / "content")
+    style = shard_set(write_images(tmp_path / "t", 3, (40, 48), seed=2)[0].parent, tmp_path / "s" / "style")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rc = train_speed.main([
+            "--content-shards", content, "--style-shards", style, "--setups", "fp32", "fp32,nhwc,memory,b3",
+            "--warmup", "1", "--steps", "2", "--crop-size", "32", "--workers", "0", "--accelerator", "cpu",
+            "--scratch", str(tmp_path / "scratch"), "--out", str(tmp_path / "speed.md"),
+        ])  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    report = (tmp_path / "speed.md").read_text()
+    assert report.startswith("Measured ") and "`scripts/train_speed.py`" in capsys.readouterr().out
+    rows = [line.split(" | ") for line in report.splitlines() if line.startswith("| fp32")]
+    assert [(r[0], r[1]) for r in rows] == [("| fp32", "8"), ("| fp32,nhwc,memory,b3", "3")]
+    assert all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows)  # steps/s and pairs/s
