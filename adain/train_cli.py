@@ -118,8 +118,8 @@ def fit_command(argv: Sequence[str] | None) -> int:
             if type(strategy.checkpoint_io) is TorchCheckpointIO:
                 strategy.checkpoint_io = AtomicCheckpointIO()
             loggers = self.trainer.loggers
-            if loggers and not any(isinstance(logger, CSVLogger) for logger in loggers):
-                first = loggers[0]
+            if loggers and loggers[0].save_dir and not any(isinstance(logger, CSVLogger) for logger in loggers):
+                first = loggers[0]  # a local logger (TensorBoard by default): the CSV joins its folder
                 self.trainer.loggers = [*loggers, CSVLogger(first.save_dir, first.name, first.version)]
             config = self.config_init[self.subcommand]
             folder = Path(self.trainer.checkpoint_callback.dirpath)

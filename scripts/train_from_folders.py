@@ -89,7 +89,7 @@ def shards_current(index: Path, folder: Path, short_side: int, excluded: int) ->
 
 
 def shard(folder: Path, kind: str, out: Path, exclude: list[str], short_side: int) -> tuple[list[str], Path]:
-    """The make_shards command for one folder (None when its shards are current) and their index."""
+    """The make_shards command for one folder (empty when its shards are current) and their index."""
     prefix = out / "shards" / kind
     index = prefix.parent / f"{kind}.json"
     if shards_current(index, folder, short_side, len(exclude)):
