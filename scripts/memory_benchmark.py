@@ -93,6 +93,13 @@ def report(script: str, tables: str, out: Path | None, details: str = "") -> Non
         out.write_text(text)
 
 
+def untrained_decoder(folder: Path, purpose: str) -> Path:
+    """An untrained decoder file in ``folder`` (memory and speed do not depend on the weights)."""
+    path = folder / "decoder.safetensors"
+    save_decoder(Decoder(), path, VGG19Encoder.load().identity, {"note": f"untrained, for {purpose}"})
+    return path
+
+
 def memory_mb(pid: int, field: str) -> float:
     """A running process's ``VmRSS`` (resident now) or ``VmHWM`` (peak so far), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -179,8 +186,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        decoder = folder / "decoder.safetensors"
-        save_decoder(Decoder(), decoder, VGG19Encoder.load().identity, {"note": "untrained, for memory only"})
+        decoder = untrained_decoder(folder, "memory only")
         cases = {
             "9000×9000 PNG": (smooth_image(9000, 9000), "big.png"),
             "9000×9000 JPEG": (smooth_image(9000, 9000), "big.jpg"),

@@ -20,12 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from memory_benchmark import peak_rss_mb, report, smooth_image  # noqa: E402
+from memory_benchmark import peak_rss_mb, report, smooth_image, untrained_decoder  # noqa: E402
 
-from adain.checkpoint import save_decoder  # noqa: E402
 from adain.commandline import run_main  # noqa: E402
-from adain.decoder import Decoder  # noqa: E402
-from adain.encoder import VGG19Encoder  # noqa: E402
 from adain.imageio import MAX_WORK_PIXELS  # noqa: E402
 
 SIZES = {1: (1152, 864), 4: (2304, 1728), 16: (4608, 3456), 36: (6912, 5184)}  # megapixels: (width, height)
@@ -41,8 +38,7 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        decoder = folder / "decoder.safetensors"
-        save_decoder(Decoder(), decoder, VGG19Encoder.load().identity, {"note": "untrained, for memory only"})
+        decoder = untrained_decoder(folder, "memory only")
         for megapixels in args.sizes:
             width, height = SIZES[megapixels]
             photo = folder / f"photo_{megapixels}mp.jpg"

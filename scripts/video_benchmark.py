@@ -27,12 +27,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from memory_benchmark import measured_run, report  # noqa: E402
+from memory_benchmark import measured_run, report, untrained_decoder  # noqa: E402
 
-from adain.checkpoint import save_decoder  # noqa: E402
 from adain.commandline import run_main  # noqa: E402
-from adain.decoder import Decoder  # noqa: E402
-from adain.encoder import VGG19Encoder  # noqa: E402
 
 SIZES = {"480p": (854, 480), "720p": (1280, 720)}
 RATE = 30
@@ -95,10 +92,7 @@ def main() -> int:
     speed, memory, flickers = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        decoder = args.decoder
-        if decoder is None:
-            decoder = folder / "decoder.safetensors"
-            save_decoder(Decoder(), decoder, VGG19Encoder.load().identity, {"note": "untrained, for speed and memory"})
+        decoder = args.decoder if args.decoder is not None else untrained_decoder(folder, "speed and memory")
         for name, size in SIZES.items():  # speed; the 480p runs give the pan's flicker, the 720p ones the short clip's memory
             clip = make_clip(folder / f"pan_{name}.mp4", size, args.frames, "pan")
             row = []
