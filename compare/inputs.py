@@ -6,6 +6,7 @@ out unreadable images and pair contents with styles the same way.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -44,6 +45,21 @@ def readable(paths: list[Path], kind: str) -> tuple[list[Path], list[str]]:
     if not good:
         raise ValueError(f"no readable {kind} image: {bad[0]}")
     return good, bad
+
+
+def say_left_out(skipped: list[str]) -> None:
+    """Name each unreadable image that :func:`readable` left out, one line each, before the work."""
+    for reason in skipped:
+        print(f"error: {reason} (left out)", file=sys.stderr)
+
+
+def exit_status(skipped: list[str], done: str) -> int:
+    """0, or 1 after a summary line when unreadable images were left out (the rest were ``done``)."""
+    if not skipped:
+        return 0
+    count = len(skipped)
+    print(f"{count} unreadable image{'s' * (count != 1)} left out, the rest {done}", file=sys.stderr)
+    return 1
 
 
 def cycled_pairs(contents: list[Path], styles: list[Path], count: int) -> list[tuple[Path, Path]]:

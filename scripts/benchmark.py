@@ -30,7 +30,17 @@ from adain.errors import one_line
 from adain.options import add_model_options
 from compare import metrics, report
 from compare.benchmark import Setup, device_name, run
-from compare.inputs import RANDOM, cycled_pairs, decoder_note, image_files, is_random, random_decoder, readable
+from compare.inputs import (
+    RANDOM,
+    cycled_pairs,
+    decoder_note,
+    exit_status,
+    image_files,
+    is_random,
+    random_decoder,
+    readable,
+    say_left_out,
+)
 
 METHODS = ("adain", "gatys")
 
@@ -117,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     check(args, parser)
     try:
         setup, encoder, decoder, meta = prepare(args, argv)
-        for reason in meta["skipped"]:
-            print(f"error: {reason} (left out)", file=sys.stderr)
+        say_left_out(meta["skipped"])
         load_before = os.getloadavg()[0]
         results = run(setup, encoder, decoder)
         meta["load_average"] = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
@@ -128,11 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(report.markdown(meta, results))
     print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
-    if meta["skipped"]:
-        count = len(meta["skipped"])
-        print(f"{count} unreadable image{'s' * (count != 1)} left out, the rest measured", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(meta["skipped"], "measured")
 
 
 if __name__ == "__main__":

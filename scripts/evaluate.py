@@ -29,7 +29,17 @@ from adain.errors import one_line
 from adain.options import add_model_options
 from compare import evaluation, metrics
 from compare.benchmark import device_name
-from compare.inputs import RANDOM, cycled_pairs, decoder_note, image_files, is_random, random_decoder, readable
+from compare.inputs import (
+    RANDOM,
+    cycled_pairs,
+    decoder_note,
+    exit_status,
+    image_files,
+    is_random,
+    random_decoder,
+    readable,
+    say_left_out,
+)
 
 MIN_SIZE = transfer.MIN_SIDE  # px: smaller images are pooled away before relu4_1
 
@@ -126,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     check(args, parser)
     try:
         setup, encoder, model, meta = prepare(args, argv)
-        for reason in meta["skipped"]:
-            print(f"error: {reason} (left out)", file=sys.stderr)
+        say_left_out(meta["skipped"])
         result = evaluation.evaluate(setup, encoder, model)
         written = evaluation.write(args.out, meta, result)
     except (ValueError, OSError) as err:  # bad images, weights, devices, no decoder: one line, no traceback
@@ -135,11 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(evaluation.markdown(meta, result))
     print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
-    if meta["skipped"]:
-        count = len(meta["skipped"])
-        print(f"{count} unreadable image{'s' * (count != 1)} left out, the rest evaluated", file=sys.stderr)
-        return 1
-    return 0
+    return exit_status(meta["skipped"], "evaluated")
 
 
 if __name__ == "__main__":
