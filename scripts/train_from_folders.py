@@ -46,18 +46,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--content", required=True, type=Path, metavar="DIR", help="photos (searched recursively)")
     p.add_argument("--style", required=True, type=Path, metavar="DIR", help="paintings (searched recursively)")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR", help="the run's folder (split, shards, checkpoints, evaluation)")
+    p.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="the run's folder (split, shards, checkpoints, evaluation)"
+    )
     p.add_argument("--config", action="append", metavar="YAML", help="train.py config, repeatable (default configs/adain.yaml)")
     p.add_argument("--short-side", type=int, default=512, metavar="PX", help="largest shorter side in the shards (default 512)")
-    p.add_argument("--eval-methods", nargs="+", default=DEFAULT_EVAL, metavar="M", help=f"scripts/evaluate.py methods (default {' '.join(DEFAULT_EVAL)})")
+    p.add_argument(
+        "--eval-methods", nargs="+", default=DEFAULT_EVAL, metavar="M",
+        help="scripts/evaluate.py methods (default " + " ".join(DEFAULT_EVAL) + ")",
+    )  # fmt: skip
     p.add_argument("--eval-size", type=int, default=512, metavar="PX", help="evaluation image size (default 512)")
     p.add_argument("train_args", nargs="*", metavar="-- TRAIN_ARGS", help="passed to train.py fit")
     return p
 
 
-def split(folder: Path, kind: str, out: Path) -> list[str]:
-    """The held-out files of ``folder`` (paths relative to it), linked flat under ``out/validation/kind/``."""
-    images, _ = find_images(folder)
+def split(folder: Path, images: list[Path], kind: str, out: Path) -> list[str]:
+    """The held-out ones of ``folder``'s ``images`` (paths relative to it), linked flat under
+    ``out/validation/kind/``."""
     names = {p.name: p for p in images}
     held = validation_names(names, VALIDATION_FRACTION[kind])
     links = out / "validation" / kind
@@ -76,23 +81,23 @@ def write_list(path: Path, held: dict[str, list[str]]) -> None:
         Path(tmp).write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
 
 
-def shards_current(index: Path, folder: Path, short_side: int, excluded: int) -> bool:
-    """Whether ``index`` (a make_shards index) was made from ``folder`` as it is now, at ``short_side``."""
+def shards_current(index: Path, folder: Path, images: int, short_side: int, excluded: int) -> bool:
+    """Whether ``index`` (a make_shards index) was made from ``folder`` as it is now (``images``
+    files), at ``short_side``."""
     if not index.is_file():
         return False
     meta = json.loads(index.read_text())
-    images, _ = find_images(folder)
     counted = meta.get("samples", 0) + meta.get("skipped", 0) + meta.get("excluded", 0)
     return (meta.get("source"), meta.get("short_side"), meta.get("excluded"), counted) == (
-        str(folder.resolve()), short_side, excluded, len(images)
+        str(folder.resolve()), short_side, excluded, images
     )
 
 
-def shard(folder: Path, kind: str, out: Path, exclude: list[str], short_side: int) -> tuple[list[str], Path]:
+def shard(folder: Path, images: int, kind: str, out: Path, exclude: list[str], short_side: int) -> tuple[list[str], Path]:
     """The make_shards command for one folder (empty when its shards are current) and their index."""
     prefix = out / "shards" / kind
     index = prefix.parent / f"{kind}.json"
-    if shards_current(index, folder, short_side, len(exclude)):
+    if shards_current(index, folder, images, short_side, len(exclude)):
         return [], index
     listing = out / "validation" / f"{kind}.txt"
     listing.write_text("".join(f"{name}\n" for name in exclude), encoding="utf-8")
@@ -117,13 +122,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
 
-    held = {kind: split(getattr(args, kind), kind, out) for kind in KINDS}
+    images = {kind: find_images(getattr(args, kind))[0] for kind in KINDS}
+    held = {kind: split(getattr(args, kind), images[kind], kind, out) for kind in KINDS}
     write_list(out / "validation.txt", held)
     print("held out for validation: " + ", ".join(f"{len(v)} {k}" for k, v in held.items()), file=sys.stderr)
 
     patterns = {}
     for kind in KINDS:
-        command, index = shard(getattr(args, kind), kind, out, held[kind], args.short_side)
+        command, index = shard(getattr(args, kind), len(images[kind]), kind, out, held[kind], args.short_side)
         if command and (status := run(command)):
             return status
         patterns[kind] = str(index.parent / json.loads(index.read_text())["pattern"])

@@ -28,7 +28,7 @@ import torch
 from adain.commandline import run_main
 from adain.data import AdaINDataModule, MemoryImages
 from adain.training import AdaINTraining
-from compare.benchmark import device_name
+from compare.benchmark import device_name, sync
 
 DEFAULT_SETUPS = [
     "fp32", "bf16", "bf16,nhwc", "bf16,nhwc,memory", "bf16,nhwc,memory,compile",
@@ -73,8 +73,7 @@ class StepClock(L.Callback):
         self.begin = self.start = self.end = 0.0
 
     def _now(self, module: L.LightningModule) -> float:
-        if module.device.type == "cuda":
-            torch.cuda.synchronize(module.device)
+        sync(module.device)
         return time.perf_counter()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
