@@ -3,13 +3,15 @@ and flicker with and without ``--smoothing``.
 
     python scripts/video_benchmark.py --out docs/benchmarks/video.md [--decoder DECODER]
 
-The clips are made from a real photo (``examples/content/astronaut.jpg``, enlarged): a *pan*, a
+Two clips are made from a real photo (``examples/content/astronaut.jpg``, enlarged): a *pan*, a
 window sliding 4 px per frame across it (camera motion), and a *still* one, the same frame with
-a little sensor-like noise per frame; both with a sine-tone audio track. Each run is
-``infer.py --content-size 0`` in its own process (peak resident memory read in the process).
-Flicker is the mean absolute difference between consecutive output frames divided by the same
-for the input frames. Without ``--decoder`` an untrained decoder is used: speed and memory do
-not depend on the weights, flicker does.
+a little sensor-like noise per frame; both with a sine-tone audio track. The third is a real
+film clip, ``examples/video/big_buck_bunny.mp4`` (a camera pulling back while the character
+moves), stylised whole at ``--real-size``. Each run is ``infer.py`` in its own process (peak
+resident memory read in the process). Flicker is the mean absolute difference between
+consecutive output frames divided by the same for the input frames at the output's size.
+Without ``--decoder`` an untrained decoder is used: speed and memory do not depend on the
+weights, flicker does.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from adain.commandline import run_main  # noqa: E402
 
 SIZES = {"480p": (854, 480), "720p": (1280, 720)}
 RATE = 30
+REAL_CLIP = ROOT / "examples/video/big_buck_bunny.mp4"
 
 
 def make_clip(path: Path, size: tuple[int, int], frames: int, motion: str) -> Path:
@@ -63,20 +66,24 @@ def make_clip(path: Path, size: tuple[int, int], frames: int, motion: str) -> Pa
     return path
 
 
-def frames_of(path: Path) -> np.ndarray:
+def frames_of(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A clip's frames as floats (N×H×W×3, 0–255), resized to ``size`` (width, height) if given."""
+    width, height = size or (None, None)
     with av.open(str(path)) as clip:
-        return np.stack([f.to_ndarray(format="rgb24") for f in clip.decode(clip.streams.video[0])]).astype(np.float64)
+        frames = clip.decode(clip.streams.video[0])
+        return np.stack([f.to_ndarray(width=width, height=height, format="rgb24") for f in frames]).astype(np.float64)
 
 
 def flicker(output: Path, source: Path) -> float:
-    out, inp = frames_of(output), frames_of(source)
+    out = frames_of(output)
+    inp = frames_of(source, (out.shape[2], out.shape[1]))
     return np.abs(np.diff(out, axis=0)).mean() / np.abs(np.diff(inp, axis=0)).mean()
 
 
-def stylise(clip: Path, output: Path, decoder: Path, *flags: str) -> tuple[float, float]:
-    """Peak memory (MB) and frames per second of one ``infer.py`` run."""
+def stylise(clip: Path, output: Path, decoder: Path, *flags: str, size: int = 0) -> tuple[float, float]:
+    """Peak memory (MB) and frames per second of one ``infer.py`` run, frames at shorter side ``size`` (0: as they are)."""
     command = ["infer.py", "--content", str(clip), "--style", "examples/style/munch_the_scream.jpg", "--decoder", str(decoder),
-               "--content-size", "0", "--output", str(output), *flags]  # fmt: skip
+               "--content-size", str(size), "--output", str(output), *flags]  # fmt: skip
     peak, printed = measured_run(command)
     fps = float(re.search(r"\(([\d.]+) frames/s\)", printed).group(1))
     return peak, fps
@@ -88,6 +95,7 @@ def main() -> int:
     parser.add_argument("--decoder", type=Path, help="a trained decoder (default: an untrained one)")
     parser.add_argument("--frames", type=int, default=12, help="frames per speed and flicker clip (default 12)")
     parser.add_argument("--long", type=int, default=36, help="frames of the longer 720p clip for memory (default 36)")
+    parser.add_argument("--real-size", type=int, default=360, help="shorter side the real clip is stylised at (default 360)")
     args = parser.parse_args()
     speed, memory, flickers = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -114,6 +122,15 @@ def main() -> int:
             stylise(clip, folder / f"out_{smoothing}.mp4", decoder, "--smoothing", smoothing)
             row.append(flicker(folder / f"out_{smoothing}.mp4", clip))
         flickers.append(f"| still (480p, {args.frames} frames) | {row[0]:.2f} | {row[1]:.2f} |")
+        print(flickers[-1], file=sys.stderr, flush=True)
+        row, rates = [], []
+        for smoothing in ("0", "0.8"):
+            _, fps = stylise(REAL_CLIP, folder / f"real_{smoothing}.mp4", decoder, "--smoothing", smoothing, size=args.real_size)
+            row.append(flicker(folder / f"real_{smoothing}.mp4", REAL_CLIP))
+            rates.append(fps)
+        frames = len(frames_of(folder / "real_0.mp4"))
+        where = f"`{REAL_CLIP.name}` ({args.real_size}p, {frames} frames; {rates[0]:.2f} / {rates[1]:.2f} frames/s)"
+        flickers.append(f"| real: {where} | {row[0]:.2f} | {row[1]:.2f} |")
         print(flickers[-1], file=sys.stderr, flush=True)
     which = f"decoder `{args.decoder}`" if args.decoder else "an untrained decoder (flicker figures are not those of a trained one)"
     tables = (

@@ -53,6 +53,17 @@ def test_rate_count_size_and_audio_are_kept(st, tmp_path, source, target, codecs
     assert abs(audio_seconds(tmp_path / f"out{target}") - audio_seconds(clip)) < 0.03  # one codec frame at most
 
 
+def test_the_example_clip_keeps_its_rate_count_and_six_channel_audio(st, tmp_path):
+    """The bundled real clip (H.264 with B-frames, 6-channel AAC, 25 fps) goes through whole."""
+    clip = ROOT / "examples/video/big_buck_bunny.mp4"
+    done = video.stylise_video(st, request(clip, content_size=32), tmp_path / "bunny.mp4", batch_size=8)
+    assert (done.frames, done.size, done.rate) == (132, (56, 32), 25)
+    assert stream_facts(tmp_path / "bunny.mp4") == (25, 132, (56, 32), ["h264", "aac"])
+    assert audio_packets(tmp_path / "bunny.mp4") == audio_packets(clip)
+    with av.open(str(tmp_path / "bunny.mp4")) as out:
+        assert out.streams.audio[0].codec_context.channels == 6
+
+
 def test_content_size_resizes_the_frames_to_even_sides(st, tmp_path, clip):
     done = video.stylise_video(st, request(clip, content_size=30), tmp_path / "small.mp4")  # 40×30
     assert done.size == (40, 30) and stream_facts(tmp_path / "small.mp4")[2] == (40, 30)
