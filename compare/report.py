@@ -49,7 +49,8 @@ def markdown(meta: Mapping[str, object], results: Mapping[int, SizeResult]) -> s
         "# AdaIN vs Gatys benchmark",
         "",
         (
-            f"{meta['date']} · {meta['device_name']} · torch {meta['torch']} · AdaIN precision {meta['precision']} · "
+            f"{meta['date']} · {meta['device_name']} · torch {meta['torch']} · AdaIN precision {meta['precision']}"
+            f"{'' if meta['compile'] is None else ', compiled ' + meta['compile']} · "
             f"{meta['pairs']} content/style pairs · AdaIN: median of {meta['repeat']} timed runs after a warm-up, "
             f"Gatys: one run per pair after a warm-up · 1-min load average {meta['load_average']} (this run included)"
         ),

@@ -35,6 +35,7 @@ from adain.options import (
     VIDEO_SMOOTHING,
     add_model_options,
     add_version,
+    model_options,
 )
 from adain.request import DEFAULT_MAX_TILE, ImageSource, Request
 from gatys.config import DEFAULTS as GATYS
@@ -128,6 +129,7 @@ def check_method_flags(args: argparse.Namespace, parser: argparse.ArgumentParser
         "--alpha": args.alpha != 1.0,
         "--mask": args.mask is not None,
         "--precision": args.precision != "fp32",
+        "--compile": args.compile is not None,
         "--max-tile": args.max_tile != DEFAULT_MAX_TILE,
         "--look-size": args.look_size != 0,
         "--smoothing": args.smoothing != VIDEO_SMOOTHING,
@@ -250,7 +252,7 @@ class AdaINRenderer:
         from adain.pipeline import StyleCodes
         from adain.transfer import StyleTransfer
 
-        self.model = StyleTransfer.load(args.decoder, args.vgg, args.device, args.precision)
+        self.model = StyleTransfer.load(**model_options(args))
         self.codes = StyleCodes(capacity=max(1, styles))  # each style encoded once per run
         self.quiet, self.batch_size, self.smoothing = args.quiet, args.batch_size, args.smoothing
 

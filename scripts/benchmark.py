@@ -95,7 +95,7 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
         note = decoder_note(decoder_path)
     pairs = cycled_pairs(contents, styles, args.pairs)
     setup = Setup(
-        pairs, sorted(set(args.sizes)), list(dict.fromkeys(args.methods)), device, args.precision,
+        pairs, sorted(set(args.sizes)), list(dict.fromkeys(args.methods)), device, args.precision, args.compile,
         args.gatys_steps, args.repeat, args.batch, progress=not args.quiet,
     )  # fmt: skip
     meta = {
@@ -105,6 +105,7 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "precision": args.precision,
+        "compile": args.compile,
         "decoder": str(decoder_path),
         "decoder_note": note,
         "vgg": args.vgg,

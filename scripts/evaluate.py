@@ -26,7 +26,7 @@ from adain.commandline import run_main
 from adain.device import check_precision, resolve_device
 from adain.encoder import VGG19Encoder
 from adain.errors import one_line
-from adain.options import add_model_options
+from adain.options import add_model_options, model_options
 from compare import evaluation, metrics
 from compare.benchmark import device_name
 from compare.inputs import (
@@ -92,10 +92,10 @@ def prepare(
     model, decoder, note = None, None, None
     if any(m.needs_model for m in args.methods):
         if is_random(args.decoder):
-            model = transfer.StyleTransfer(VGG19Encoder.load(args.vgg), random_decoder(), args.precision).to(device)
+            model = transfer.StyleTransfer(VGG19Encoder.load(args.vgg), random_decoder(), args.precision, args.compile).to(device)
             decoder, note = RANDOM, "untrained, seeded: its numbers mean nothing"
         else:
-            model = transfer.StyleTransfer.load(args.decoder, args.vgg, device, args.precision)
+            model = transfer.StyleTransfer.load(**model_options(args))
             decoder = str(args.decoder if args.decoder is not None else transfer.DEFAULT_DECODER)
             note = decoder_note(Path(decoder))
     encoder = model.encoder if model is not None else VGG19Encoder.load(args.vgg).to(device)

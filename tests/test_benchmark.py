@@ -160,9 +160,9 @@ def test_the_benchmark_shares_the_model_options_of_every_tool(capsys):
     with pytest.raises(SystemExit) as exit_info:
         parser.parse_args(["--content", "c", "--style", "s", "--device", "tpu"])  # had no choices: failed late
     assert exit_info.value.code == 2 and "invalid choice: 'tpu'" in capsys.readouterr().err
-    options = {a.dest: (a.default, a.choices) for a in parser._actions if a.dest in ("vgg", "device", "precision")}
+    options = {a.dest: (a.default, a.choices) for a in parser._actions if a.dest in ("vgg", "device", "precision", "compile")}
     infer_options = {a.dest: (a.default, a.choices) for a in infer.build_parser()._actions if a.dest in options}
-    assert options == infer_options and len(options) == 3
+    assert options == infer_options and len(options) == 4
 
 
 def test_the_timed_adain_path_gives_what_a_request_gives(folders, encoder):

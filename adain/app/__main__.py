@@ -18,7 +18,7 @@ import uvicorn
 
 from adain.commandline import finite_float, run_main
 from adain.errors import one_line
-from adain.options import add_model_options, add_version
+from adain.options import add_model_options, add_version, model_options
 
 from .limits import Limits
 
@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .stylist import Stylist
 
         try:
-            model = StyleTransfer.load(args.decoder, args.vgg, args.device, args.precision)
+            model = StyleTransfer.load(**model_options(args))
         except (ValueError, OSError) as err:  # no/bad decoder file, bad --vgg, unavailable device
             print(f"error: {one_line(err)}", file=sys.stderr)
             return 1
