@@ -184,9 +184,15 @@ def adain_label(precision: str, compile: str | None = None) -> str:
     return f"AdaIN ({precision}{'' if compile is None else f', compiled {compile}'})"
 
 
-def gatys_label_for(steps: int) -> str:
+def gatys_label_for(steps: int, precision: str = "fp32") -> str:
     """How the report names Gatys with ``steps`` steps."""
-    return f"Gatys ({steps} L-BFGS step{'s' * (steps != 1)})"
+    return f"Gatys ({steps} L-BFGS step{'s' * (steps != 1)}{'' if precision == 'fp32' else ', ' + precision})"
+
+
+def gatys_precision(precision: str) -> str:
+    """The precision Gatys runs at in a run whose AdaIN runs at ``precision``: bf16 if that is
+    bf16, else fp32 (Gatys has no fp16, see gatys.config.PRECISIONS)."""
+    return "bf16" if precision == "bf16" else "fp32"
 
 
 def measure_plain(
@@ -223,24 +229,31 @@ def measure_adain(
 
 
 def measure_gatys(
-    encoder: VGG19Encoder, contents: Sequence[Tensor], styles: Sequence[Tensor], steps: int, progress: bool = False
+    encoder: VGG19Encoder,
+    contents: Sequence[Tensor],
+    styles: Sequence[Tensor],
+    steps: int,
+    progress: bool = False,
+    precision: str = "fp32",
 ) -> tuple[SpeedRow, list[Tensor]]:
     """Gatys with its defaults and ``steps`` L-BFGS steps, timed once per pair after a one-step
     warm-up (style Gram matrices included); and its outputs."""
     from gatys import DEFAULTS, stylize  # the optional method: imported only when measured
 
     device = encoder.preprocess.weight.device
-    stylize(contents[0], styles[0], replace(DEFAULTS, steps=1), encoder=encoder, progress=False)
+    stylize(contents[0], styles[0], replace(DEFAULTS, steps=1), encoder=encoder, progress=False, precision=precision)
     sync(device)
     reset_peak_memory(device)
     seconds, outputs = [], []
     for content, style in zip(contents, styles):
         start = time.perf_counter()
-        outputs.append(stylize(content, style, replace(DEFAULTS, steps=steps), encoder=encoder, progress=progress).image)
+        run = stylize(content, style, replace(DEFAULTS, steps=steps), encoder=encoder, progress=progress, precision=precision)
+        outputs.append(run.image)
         sync(device)
         seconds.append(time.perf_counter() - start)
     size = contents[0].shape[-1]
-    return SpeedRow(gatys_label_for(steps), size, 1, None, statistics.mean(seconds), peak_memory_mib(device)), outputs
+    row = SpeedRow(gatys_label_for(steps, precision), size, 1, None, statistics.mean(seconds), peak_memory_mib(device))
+    return row, outputs
 
 
 def measure_quality(
@@ -306,13 +319,15 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
             # The outputs judged and shown are what a user gets for each pair's request.
             result.outputs["adain"] = [stylise(st, request).rgb.to(device) for request in _requests(setup.pairs, size)]
         elif stage == "gatys":
-            row, result.outputs["gatys"] = measure_gatys(encoder, contents, styles, setup.gatys_steps, setup.progress)
+            row, result.outputs["gatys"] = measure_gatys(
+                encoder, contents, styles, setup.gatys_steps, setup.progress, gatys_precision(setup.precision)
+            )
             result.speed.append(row)
         else:
             labels = {
                 "identity": IDENTITY_LABEL,
                 "adain": adain_label(setup.precision, setup.compile),
-                "gatys": gatys_label_for(setup.gatys_steps),
+                "gatys": gatys_label_for(setup.gatys_steps, gatys_precision(setup.precision)),
             }
             for method, outputs in [("identity", contents)] + [(m, result.outputs[m]) for m in setup.methods]:
                 result.quality.append(measure_quality(evaluator, labels[method], outputs, contents, styles))

@@ -16,6 +16,7 @@ import yaml
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style", "adain")
+PRECISIONS = ("fp32", "bf16")  # the encoder's arithmetic; fp16's gradients would need loss scaling
 
 
 @dataclass(frozen=True)

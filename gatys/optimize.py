@@ -41,7 +41,8 @@ from adain.options import normalise_weights
 from adain.request import check_preserve_color
 from adain.transfer import StyleTransfer
 
-from .config import DEFAULTS, INITS, OPTIMIZERS, GatysConfig
+from .config import DEFAULTS, INITS, OPTIMIZERS, PRECISIONS, GatysConfig
+from .lbfgs import DeviceLBFGS
 from .objective import GatysObjective
 
 ImageLike = Tensor | Image.Image
@@ -76,6 +77,7 @@ def stylize(
     callback: Callback | None = None,
     progress: bool = True,
     device: str | torch.device | None = None,
+    precision: str = "fp32",
 ) -> GatysResult:
     """Optimise an image whose features match ``content`` and whose Gram matrices match ``styles``.
 
@@ -89,9 +91,13 @@ def stylize(
     False, True (= ``"coral"``) or ``"luminance"``, see :mod:`adain.color`. Every ``save_every``
     steps the current image is kept in ``result.snapshots`` and passed to ``callback(step, image)``.
     ``encoder`` defaults to ``adain_model``'s, else ``VGG19Encoder.load()`` (the normalised VGG19); ``device``
-    (default: the encoder's, or the best available for a new one) moves it there.
+    (default: the encoder's, or the best available for a new one) moves it there. ``precision``
+    (:data:`~gatys.config.PRECISIONS`): the encoder's arithmetic; the image, the Gram matrices,
+    the losses and the optimiser stay fp32 (:class:`~gatys.objective.GatysObjective`).
     """
     method = check_preserve_color(preserve_color)
+    if precision not in PRECISIONS:
+        raise ValueError(f"Gatys runs in {' or '.join(PRECISIONS)}, not {precision}: fp16 gradients would need loss scaling")
     if save_every < 0:
         raise ValueError(f"save_every must be >= 0, got {save_every}")
     if config.init == "adain" and adain_model is None:
@@ -118,49 +124,110 @@ def stylize(
     objective = GatysObjective(
         encoder, work, style_ts, blend, content_layer=content_layer, layer_weights=weights_by_layer,
         content_weight=config.content_weight, style_weight=config.style_weight, tv_weight=config.tv_weight,
+        precision=precision,
     )  # fmt: skip
     image = initial_image(config.init, work, style_ts, blend, seed, adain_model).to(device).contiguous().requires_grad_(True)
-    opt = make_optimizer(config.optimizer, image, config.lr(config.optimizer))
+    opt = make_optimizer(config.optimizer, image, config.lr(config.optimizer), config.steps)
 
     def finished() -> Tensor:
         """The current image as the output will be: colour restored, on the caller's device."""
         out = image.detach().clamp(0, 1)
         return (out if method is None else color.finish(out, content_t, method)).to(original.device)
 
-    history: list[dict[str, float]] = []
+    # Nothing in the loop waits for the device, so a GPU never idles for the host: the losses stay
+    # there until the end, times are CUDA events, the progress bar shows losses once their copy has
+    # arrived, and the optimiser decides on the device (gatys.lbfgs). Only snapshots are read back.
+    rows: list[Tensor] = []  # rows[k]: the TERMS of the image after k steps
     snapshots: list[tuple[int, Tensor]] = []
-    scale = 0.0  # fixed at the first evaluation: 1 / the largest pixel gradient there (see the module docstring)
-    started, produced = time.perf_counter(), 0.0
+    scale: Tensor | None = None  # fixed at the first evaluation: 1 / the largest pixel gradient there (module docstring)
+    clock = StepClock(device)
+    shown = LossReadout(device)
     bar = tqdm(range(1, config.steps + 1), desc="gatys", unit="step", leave=False, disable=not progress)
     for step in bar:
-        losses: dict[str, float] = {}
 
         def closure() -> Tensor:
             nonlocal scale
             opt.zero_grad(set_to_none=True)
             terms = objective(image)
             terms["total"].backward()
-            if not scale:
-                scale = 1.0 / max(image.grad.abs().max().item(), 1e-12)
+            if scale is None:
+                scale = 1.0 / image.grad.abs().max().clamp_min(1e-12)
             image.grad.mul_(scale)
-            losses.update({k: v.item() for k, v in terms.items()})
+            rows.append(torch.stack([terms[k].detach() for k in TERMS]))
             return terms["total"].detach() * scale
 
         opt.step(closure)
         with torch.no_grad():
             image.clamp_(0, 1)
-        history.append({"step": step - 1, **losses, "seconds": produced})
-        produced = time.perf_counter() - started
-        bar.set_postfix({k: f"{losses[k]:.3g}" for k in ("total", "content", "style")}, refresh=False)
+        clock.mark()
+        if progress:
+            latest = shown.latest(rows[-1])
+            if latest is not None:
+                bar.set_postfix({k: f"{latest[TERMS.index(k)]:.3g}" for k in ("total", "content", "style")}, refresh=False)
         if save_every and step % save_every == 0:
             snapshot = finished()
             snapshots.append((step, snapshot))
             if callback is not None:
                 callback(step, snapshot)
     with torch.no_grad():
-        last = {k: v.item() for k, v in objective(image).items()}
-    history.append({"step": config.steps, **last, "seconds": produced})
+        terms = objective(image)
+        rows.append(torch.stack([terms[k] for k in TERMS]))
+    seconds = [0.0, *clock.seconds()]
+    history = [{"step": k, **dict(zip(TERMS, row)), "seconds": seconds[k]} for k, row in enumerate(torch.stack(rows).tolist())]
     return GatysResult(finished(), history, snapshots)
+
+
+TERMS = ("content", "style", "tv", "total")  # what GatysObjective returns, in the order history rows hold them
+
+
+class StepClock:
+    """Seconds from its creation to each :meth:`mark`, taken without waiting for the device: on a
+    GPU as CUDA events, read (once, waiting for them) by :meth:`seconds`."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.start = self._now()
+        self.marks: list[float | torch.cuda.Event] = []
+
+    def _now(self) -> float | torch.cuda.Event:
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def mark(self) -> None:
+        self.marks.append(self._now())
+
+    def seconds(self) -> list[float]:
+        if not self.cuda:
+            return [m - self.start for m in self.marks]
+        torch.cuda.synchronize()
+        return [self.start.elapsed_time(m) / 1000 for m in self.marks]
+
+
+class LossReadout:
+    """Recent losses for a progress bar without waiting for the device: on a GPU a row is copied
+    to pinned host memory behind the work already queued, and shown once that copy is done."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.pending: tuple[Tensor, torch.cuda.Event] | None = None
+        self.last: list[float] | None = None
+
+    def latest(self, row: Tensor) -> list[float] | None:
+        """The most recent row whose values have arrived (``row`` itself on the CPU), or None yet."""
+        if not self.cuda:
+            return row.tolist()
+        if self.pending is not None and self.pending[1].query():
+            self.last, self.pending = self.pending[0].tolist(), None
+        if self.pending is None:
+            host = torch.empty(row.shape, dtype=row.dtype, pin_memory=True)
+            host.copy_(row, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+            self.pending = (host, event)
+        return self.last
 
 
 def initial_image(
@@ -192,11 +259,12 @@ def initial_image(
     raise ValueError(f"unknown init {init!r}; choose from {INITS}")
 
 
-def make_optimizer(name: str, image: Tensor, lr: float) -> torch.optim.Optimizer:
-    """L-BFGS (one iteration per ``step()``, PyTorch's history of 100, no line search, as in
-    jcjohnson/neural-style) or Adam."""
+def make_optimizer(name: str, image: Tensor, lr: float, steps: int = 100) -> torch.optim.Optimizer:
+    """L-BFGS (one iteration per ``step()``, PyTorch's history of 100, or ``steps`` if fewer, no line
+    search, as in jcjohnson/neural-style; :class:`~gatys.lbfgs.DeviceLBFGS`, which never waits for
+    the device) or Adam."""
     if name == "lbfgs":
-        return torch.optim.LBFGS([image], lr=lr, max_iter=1)
+        return DeviceLBFGS(image, lr=lr, history_size=max(1, min(100, steps)))
     if name == "adam":
         return torch.optim.Adam([image], lr=lr)
     raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")

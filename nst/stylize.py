@@ -40,6 +40,7 @@ from adain.options import (
 from adain.request import DEFAULT_MAX_TILE, ImageSource, Request
 from gatys.config import DEFAULTS as GATYS
 from gatys.config import INITS, OPTIMIZERS, load_config
+from gatys.config import PRECISIONS as GATYS_PRECISIONS
 
 if TYPE_CHECKING:  # the modules that import torch are imported once the arguments are checked
     from torch import Tensor
@@ -128,7 +129,7 @@ def check_method_flags(args: argparse.Namespace, parser: argparse.ArgumentParser
     adain_only = {
         "--alpha": args.alpha != 1.0,
         "--mask": args.mask is not None,
-        "--precision": args.precision != "fp32",
+        f"--precision {args.precision}": args.precision not in GATYS_PRECISIONS,
         "--compile": args.compile is not None,
         "--max-tile": args.max_tile != DEFAULT_MAX_TILE,
         "--look-size": args.look_size != 0,
@@ -312,7 +313,7 @@ class GatysRenderer:
         result = stylize(
             content.rgb, styles, a.gatys, style_weights=request.style_weights, preserve_color=request.preserve_color,
             seed=a.seed, encoder=self.encoder, adain_model=self.adain_model, save_every=a.save_every,
-            callback=save_snapshot, progress=not a.quiet,
+            callback=save_snapshot, progress=not a.quiet, precision=a.precision,
         )  # fmt: skip
         return LoadedImage(result.image, content.alpha)
 

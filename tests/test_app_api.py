@@ -80,6 +80,7 @@ def test_health_reports_device_encoder_and_limits(served, model):
     _, client = served
     body = client.get("/api/health").json()
     assert body["status"] == "ok" and body["device"] == "cpu"
+    assert (body["precision"], body["compile"]) == ("fp32", None)
     assert body["encoder"] == model.encoder.identity
     assert body["limits"]["max_styles"] == 4 and body["queue"] == {"pending": 0, "max": Limits().max_queue}
 

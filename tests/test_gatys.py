@@ -112,6 +112,26 @@ def test_objective_terms_and_style_blend(encoder):
     assert objective(encoder, content, [a], [1.0])(content)["content"].item() == 0.0
 
 
+def test_bf16_runs_a_bf16_copy_of_the_encoder_and_keeps_the_losses_fp32(encoder):
+    content, style, x = image(seed=0), image(seed=1), image(seed=3)
+    exact = objective(encoder, content, [style], [1.0])
+    reduced = GatysObjective(
+        encoder, content, [style], [1.0], content_layer="relu2_1", layer_weights=LAYERS,
+        content_weight=1.0, style_weight=1.0, tv_weight=0.5, precision="bf16",
+    )  # fmt: skip
+    assert {p.dtype for p in reduced.network.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in encoder.parameters()} == {torch.float32}  # the shared encoder is left alone
+    got, expected = reduced(x.requires_grad_(True)), exact(x)
+    for term in ("content", "style", "total"):  # bf16 features, fp32 Gram matrices and sums
+        assert got[term].dtype == torch.float32 and got[term].item() == pytest.approx(expected[term].item(), rel=0.03)
+    got["total"].backward()
+    assert x.grad.dtype == torch.float32 and x.grad.abs().sum() > 0
+    totals = [h["total"] for h in shallow(smooth(), style, encoder, steps=6, precision="bf16").history]
+    assert totals[-1] < 0.7 * totals[0]
+    with pytest.raises(ValueError, match="Gatys runs in fp32 or bf16, not fp16"):
+        shallow(smooth(), style, encoder, steps=1, precision="fp16")
+
+
 def test_targets_are_computed_once(encoder, monkeypatch):
     calls = []
     forward = type(encoder).forward

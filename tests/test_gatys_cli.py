@@ -78,7 +78,7 @@ def test_unset_flags_take_the_config_defaults():
     [
         (["--steps", "5"], "--steps applies only to --method gatys"),
         (["--method", "gatys", "--alpha", "0.5"], "--alpha applies only to --method adain"),
-        (["--method", "gatys", "--precision", "fp16"], "--precision applies only to --method adain"),
+        (["--method", "gatys", "--precision", "fp16"], "--precision fp16 applies only to --method adain"),
         (["--method", "gatys", "--compile", "default"], "--compile applies only to --method adain"),
         (["--method", "gatys", "--decoder", "d.safetensors"], "--decoder is used by --method gatys only with --init adain"),
         (["--method", "gatys", "--steps", "-1"], "must be >= 0"),

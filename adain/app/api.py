@@ -49,6 +49,7 @@ async def health(request: Request) -> dict:
         "status": "ok",
         "device": model.device.type,
         "precision": model.precision,
+        "compile": model.compile_mode,
         "encoder": model.encoder.identity,
         "queue": {"pending": stylist.pending, "max": limits.max_queue},
         "style_cache": {
