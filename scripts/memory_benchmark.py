@@ -25,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,10 @@ def smooth_image(width: int, height: int) -> Image.Image:
     return Image.fromarray((rgb * 255).astype(np.uint8), "RGB")
 
 
-# Runs a script and reports the interpreter's own peak resident memory (VmHWM) as its last line.
-# Read from /proc in the process itself: a child's rusage would start from this parent's
-# memory, which Linux carries over through fork and exec.
+# Runs a script and reports, as its last line, the interpreter's own peak resident memory (VmHWM,
+# kB) and, if the script used CUDA, its peak of allocated GPU memory (bytes; -1 if not). Read in
+# the process itself: a child's rusage would start from this parent's memory, which Linux
+# carries over through fork and exec, and CUDA's statistics are per process.
 PEAK_PROBE = """
 import runpy, sys
 script, *sys.argv[1:] = sys.argv[1:]
@@ -61,23 +63,35 @@ try:
 except SystemExit as done:
     code = done.code
 peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print(int(peak.split()[1]), file=sys.stderr)
+torch = sys.modules.get("torch")
+cuda = torch.cuda.max_memory_allocated() if torch is not None and torch.cuda.is_initialized() else -1
+print(int(peak.split()[1]), cuda, file=sys.stderr)
 sys.exit(code)
 """
 
 
-def measured_run(command: list[str]) -> tuple[float, str]:
-    """Run a Python script with arguments; its peak resident memory (MB) and what it printed to stderr."""
+@dataclass(frozen=True)
+class MeasuredRun:
+    """One script run's peak resident memory, its peak CUDA memory (None: it used no GPU), and its stderr."""
+
+    rss_mb: float
+    cuda_mb: float | None
+    printed: str
+
+
+def measured_run(command: list[str]) -> MeasuredRun:
+    """Run a Python script with arguments from the repository root, measuring its peaks."""
     proc = subprocess.run([sys.executable, "-c", PEAK_PROBE, *command], cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed: {proc.stderr[-2000:]}")
-    *printed, peak = proc.stderr.splitlines()
-    return int(peak) / 1024, "\n".join(printed)
+    *printed, peaks = proc.stderr.splitlines()
+    rss_kb, cuda_bytes = (int(v) for v in peaks.split())
+    return MeasuredRun(rss_kb / 1024, None if cuda_bytes < 0 else cuda_bytes / 2**20, "\n".join(printed))
 
 
 def peak_rss_mb(command: list[str]) -> float:
     """Run a Python script with arguments; its peak resident memory (MB)."""
-    return measured_run(command)[0]
+    return measured_run(command).rss_mb
 
 
 def report(script: str, tables: str, out: Path | None, details: str = "") -> None:

@@ -4,9 +4,10 @@
 
 Each case runs ``infer.py --content-size 0`` (the photo kept at its size) in its own process, with
 an untrained decoder (memory and time do not depend on the weights), and reads that process's
-peak resident memory (VmHWM) and its wall time, start-up (~3 s) included. 4:3 photos, as phones
-take them. Untiled runs stop where the pixel limit for one piece refuses them. Writes a Markdown
-table with the machine and the date.
+peak resident memory (VmHWM), with ``--device cuda`` also its peak of allocated GPU memory
+(``torch.cuda.max_memory_allocated``), and its wall time, start-up (~3 s) included. 4:3 photos, as
+phones take them. Untiled runs stop where the pixel limit for one piece refuses them. Writes a
+Markdown table with the machine and the date.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from memory_benchmark import peak_rss_mb, report, smooth_image, untrained_decoder  # noqa: E402
+from memory_benchmark import measured_run, report, smooth_image, untrained_decoder  # noqa: E402
 
 from adain.commandline import run_main  # noqa: E402
 from adain.imageio import MAX_WORK_PIXELS  # noqa: E402
@@ -34,7 +35,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="write the Markdown table here too")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), choices=list(SIZES), help="megapixels")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where infer.py runs (default cpu)")
     args = parser.parse_args()
+    cuda = args.device == "cuda"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -46,18 +49,21 @@ def main() -> int:
             for case in args.cases:
                 if case == "untiled" and width * height > MAX_WORK_PIXELS:
                     rows.append(f"| {width}×{height} ({width * height / 1e6:.1f} MP) | {case} | refused: over the "
-                                f"{MAX_WORK_PIXELS:,}-pixel limit for one piece | |")  # fmt: skip
+                                f"{MAX_WORK_PIXELS:,}-pixel limit for one piece |{' |' * cuda} |")  # fmt: skip
                     continue
                 command = ["infer.py", "--content", str(photo), "--style", "examples/style/munch_the_scream.jpg",
                            "--decoder", str(decoder), "--content-size", "0", "--output", str(folder / "out.jpg"),
-                           "--quiet", *CASES[case]]  # fmt: skip
+                           "--device", args.device, "--quiet", *CASES[case]]  # fmt: skip
                 start = time.perf_counter()
-                peak = peak_rss_mb(command)
+                run = measured_run(command)
                 seconds = time.perf_counter() - start
-                rows.append(f"| {width}×{height} ({width * height / 1e6:.1f} MP) | {case} | {peak:,.0f} MB | "
+                gpu = f" {run.cuda_mb:,.0f} MB |" if cuda else ""
+                rows.append(f"| {width}×{height} ({width * height / 1e6:.1f} MP) | {case} | {run.rss_mb:,.0f} MB |{gpu} "
                             f"{seconds:,.0f} s ({seconds / (width * height / 1e6):.1f} s/MP) |")  # fmt: skip
                 print(rows[-1], file=sys.stderr, flush=True)
-    report("resolution_benchmark.py", "| photo | how | peak RSS | time |\n|---|---|---|---|\n" + "\n".join(rows) + "\n", args.out)
+    columns = ["photo", "how", "peak RSS", *(["peak CUDA (allocated)"] * cuda), "time"]
+    header = f"| {' | '.join(columns)} |\n|{'---|' * len(columns)}\n"
+    report("resolution_benchmark.py", header + "\n".join(rows) + "\n", args.out, f", {args.device}")
     return 0
 
 

@@ -84,9 +84,9 @@ def stylise(clip: Path, output: Path, decoder: Path, *flags: str, size: int = 0)
     """Peak memory (MB) and frames per second of one ``infer.py`` run, frames at shorter side ``size`` (0: as they are)."""
     command = ["infer.py", "--content", str(clip), "--style", "examples/style/munch_the_scream.jpg", "--decoder", str(decoder),
                "--content-size", str(size), "--output", str(output), *flags]  # fmt: skip
-    peak, printed = measured_run(command)
-    fps = float(re.search(r"\(([\d.]+) frames/s\)", printed).group(1))
-    return peak, fps
+    run = measured_run(command)
+    fps = float(re.search(r"\(([\d.]+) frames/s\)", run.printed).group(1))
+    return run.rss_mb, fps
 
 
 def main() -> int:
