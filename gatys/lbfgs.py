@@ -7,9 +7,9 @@ between tiny kernels. Here the curvature test and the early stops are masks, and
 the inverse-Hessian estimate with the gradient uses the compact representation of Byrd, Nocedal &
 Schnabel (1994, "Representations of quasi-Newton matrices and their use in limited memory methods",
 Math. Programming 63, eq. 3.1): a few matrix-vector products with the stored pairs and two m×m
-triangular solves (in float64), instead of 2m dependent dot products. It is the same algorithm as
-``torch.optim.LBFGS(max_iter=1)`` without line search, as Gatys uses it (``tests/test_gatys.py``
-checks the iterates against it).
+triangular solves (in float64; float32 on MPS, which has none), instead of 2m dependent dot
+products. It is the same algorithm as ``torch.optim.LBFGS(max_iter=1)`` without line search, as
+Gatys uses it (``tests/test_lbfgs.py`` checks the iterates against it).
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ def compact_direction(
     both = v[:, None] * v[None, :]
     sy_o = sy[order][:, order].to(small) * both
     r = torch.triu(sy_o) + torch.diag(1 - v)
-    d = torch.diagonal(sy_o)
+    diag = torch.diagonal(sy_o)
     g = gamma.to(small)
     a = (s @ grad)[order].to(small) * v
     b = (y @ grad)[order].to(small) * v
     u = torch.linalg.solve_triangular(r, a[:, None], upper=True)
-    inner = d[:, None] * u + g * (yy[order][:, order].to(small) * both) @ u - g * b[:, None]
+    inner = diag[:, None] * u + g * (yy[order][:, order].to(small) * both) @ u - g * b[:, None]
     p = torch.linalg.solve_triangular(r.T, inner, upper=False)
     coeff_s = torch.zeros_like(p[:, 0]).index_copy(0, order, p[:, 0]).to(grad.dtype)
     coeff_y = torch.zeros_like(u[:, 0]).index_copy(0, order, -g * u[:, 0]).to(grad.dtype)

@@ -20,6 +20,7 @@ import argparse
 import re
 import sys
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -38,15 +39,15 @@ RATE = 30
 REAL_CLIP = ROOT / "examples/video/big_buck_bunny.mp4"
 
 
-def make_clip(path: Path, size: tuple[int, int], frames: int, motion: str) -> Path:
-    """A clip of ``frames`` frames from the photo: ``pan`` or ``still`` (see the module's doc)."""
+def make_clip(path: Path, size: tuple[int, int], frames: int, motion: str, rate: float = RATE) -> Path:
+    """A clip of ``frames`` frames at ``rate`` fps from the photo: ``pan`` or ``still`` (see the module's doc)."""
     width, height = size
     photo = Image.open(ROOT / "examples/content/astronaut.jpg").convert("RGB")
     scale = max((width + 4 * frames) / photo.width, height / photo.height)
     big = np.asarray(photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS))
     noise = np.random.default_rng(0)
     with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=RATE, options={"crf": "18"})
+        video = out.add_stream("libx264", rate=Fraction(rate).limit_denominator(1001), options={"crf": "18"})
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         sound = out.add_stream("aac", rate=48000)
         for i in range(frames):
@@ -56,7 +57,7 @@ def make_clip(path: Path, size: tuple[int, int], frames: int, motion: str) -> Pa
                 image = image + noise.integers(-2, 3, image.shape)
             out.mux(video.encode(av.VideoFrame.from_ndarray(np.clip(image, 0, 255).astype(np.uint8), format="rgb24")))
         out.mux(video.encode())
-        step, total = sound.codec_context.frame_size or 1024, 48000 * frames // RATE
+        step, total = sound.codec_context.frame_size or 1024, round(48000 * frames / rate)
         for start in range(0, total, step):
             t = (np.arange(step) + start) / 48000
             chunk = av.AudioFrame.from_ndarray((0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None], format="flt", layout="mono")
@@ -95,13 +96,16 @@ def main() -> int:
     parser.add_argument("--decoder", type=Path, help="a trained decoder (default: an untrained one)")
     parser.add_argument("--frames", type=int, default=12, help="frames per speed and flicker clip (default 12)")
     parser.add_argument("--long", type=int, default=36, help="frames of the longer 720p clip for memory (default 36)")
+    parser.add_argument("--long-rate", type=float, default=RATE, help=f"its frames per second (default {RATE})")
+    parser.add_argument("--memory-only", action="store_true", help="measure only the longer clip's memory")
     parser.add_argument("--real-size", type=int, default=360, help="shorter side the real clip is stylised at (default 360)")
     args = parser.parse_args()
     speed, memory, flickers = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         decoder = args.decoder if args.decoder is not None else untrained_decoder(folder, "speed and memory")
-        for name, size in SIZES.items():  # speed; the 480p runs give the pan's flicker, the 720p ones the short clip's memory
+        # speed; the 480p runs give the pan's flicker, the 720p ones the short clip's memory
+        for name, size in {} if args.memory_only else SIZES.items():
             clip = make_clip(folder / f"pan_{name}.mp4", size, args.frames, "pan")
             row = []
             for smoothing in ("0", "0.8"):
@@ -111,11 +115,17 @@ def main() -> int:
                 print(speed[-1], file=sys.stderr, flush=True)
             if name == "480p":
                 flickers.append(f"| pan (480p, {args.frames} frames) | {row[0]:.2f} | {row[1]:.2f} |")
-        memory.append(f"| 720p, {args.frames} frames ({args.frames / RATE:.1f} s) | {peak:,.0f} MB |")
-        clip = make_clip(folder / "long.mp4", SIZES["720p"], args.long, "pan")
+            else:
+                memory.append(f"| 720p, {args.frames} frames ({args.frames / RATE:.1f} s at {RATE} fps) | {peak:,.0f} MB |")
+        clip = make_clip(folder / "long.mp4", SIZES["720p"], args.long, "pan", args.long_rate)
         peak, _ = stylise(clip, folder / "out.mp4", decoder)
-        memory.append(f"| 720p, {args.long} frames ({args.long / RATE:.1f} s) | {peak:,.0f} MB |")
+        seconds = args.long / args.long_rate
+        memory.append(f"| 720p, {args.long} frames ({seconds:.1f} s at {args.long_rate:g} fps) | {peak:,.0f} MB |")
         print(memory[-1], file=sys.stderr, flush=True)
+        if args.memory_only:
+            table = "| clip (`--smoothing 0.8`) | peak RSS |\n|---|---|\n" + memory[-1] + "\n"
+            report("video_benchmark.py", table, args.out, ", CPU, fp32")
+            return 0
         clip = make_clip(folder / "still.mp4", SIZES["480p"], args.frames, "still")
         row = []
         for smoothing in ("0", "0.8"):
