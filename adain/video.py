@@ -26,7 +26,7 @@ from .pipeline import StyleCodes, limits, load, styles_for
 from .request import Request
 from .temporal import Stabiliser
 from .transfer import StyleTransfer
-from .videoio import ClipInfo, ClipReader, ClipWriter, VideoError, frame_size, probe
+from .videoio import ClipInfo, ClipReader, ClipWriter, VideoError, check_frame_count, frame_size, probe
 
 
 @dataclass(frozen=True)
@@ -63,19 +63,23 @@ def stylise_video(
     progress: Callable[[int, int | None], None] | None = None,
     max_input: int = MAX_INPUT_PIXELS,
     max_work: int | None = None,
+    max_frames: int | None = None,
 ) -> VideoResult:
     """Stylise the clip ``request.content`` into ``output`` (.mp4: H.264 + AAC, .webm: VP9 + Opus):
     the same frame rate, frame count and audio, the frames at ``request.content_size`` (0: as
     they are; sides made even). ``progress(done, total)`` is called once the clip is checked and
     after every batch: frames written so far, and the count the clip states (None if it states none).
     ``smoothing`` in [0, 1): how much of the last output is kept where the input is still (0: none).
-    Any problem is one :class:`~adain.errors.ImageError` naming the file; nothing is left at ``output``.
+    ``max_frames`` (a server's limit; None: any length) refuses a longer clip, before any work
+    when the clip states its length. Any problem is one :class:`~adain.errors.ImageError` naming
+    the file; nothing is left at ``output``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     stabilise = Stabiliser(smoothing)
     info = check_video(request)
     label = request.content.label
+    check_frame_count(label, info.frames, max_frames)
     size = frame_size(info, request.content_size, label)
     limit, whole = limits(request, max_work)
     check_work_size(*size, limit, label)
@@ -97,7 +101,7 @@ def stylise_video(
         if progress is not None:
             progress(writer.frames, info.frames)
 
-    reader = ClipReader(request.content.data, info, size)
+    reader = ClipReader(request.content.data, info, size, max_frames)
     with ClipWriter(output, request.content.data, info, size) as writer:
         for item in reader:
             if isinstance(item, Tensor):

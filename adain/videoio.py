@@ -122,12 +122,19 @@ def frame_size(info: ClipInfo, short_side: int, path: str | os.PathLike) -> tupl
     return width, height
 
 
+def check_frame_count(path: str | os.PathLike, frames: int | None, limit: int | None) -> None:
+    """A :class:`VideoError` if a clip of ``frames`` frames (None: not known) is over ``limit`` (None: any length)."""
+    if limit is not None and frames is not None and frames > limit:
+        raise VideoError(path, f"too long: more than {limit:,} frames (the limit)")
+
+
 class ClipReader:
     """A checked clip, read once from start to end: its frames at the working size (1×3×H×W
-    floats in [0, 1]) and its audio packets, in file order (:meth:`__iter__`)."""
+    floats in [0, 1]) and its audio packets, in file order (:meth:`__iter__`). Past ``max_frames``
+    frames (None: no limit) it stops with a :class:`VideoError`, for clips that do not state their length."""
 
-    def __init__(self, path: str | os.PathLike, info: ClipInfo, size: tuple[int, int]):
-        self.path, self.info, self.size = Path(path), info, size
+    def __init__(self, path: str | os.PathLike, info: ClipInfo, size: tuple[int, int], max_frames: int | None = None):
+        self.path, self.info, self.size, self.max_frames = Path(path), info, size, max_frames
         self.count = 0  # frames read so far
 
     def __iter__(self) -> Iterator[Tensor | av.Packet]:
@@ -142,6 +149,7 @@ class ClipReader:
                     for frame in packet.decode():
                         self._check_time(frame)
                         self.count += 1
+                        check_frame_count(self.path, self.count, self.max_frames)
                         width, height = self.size
                         rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="BICUBIC")
                         yield torch.from_numpy(rgb.to_ndarray()).permute(2, 0, 1)[None].float().div_(255.0)

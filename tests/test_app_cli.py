@@ -42,7 +42,9 @@ def test_a_taken_port_exits_1_before_loading_anything(decoder_file, capsys):
     assert capsys.readouterr().err == f"error: cannot listen on 127.0.0.1:{port} (Address already in use)\n"
 
 
-@pytest.mark.parametrize("flags", [["--port", "0"], ["--port", "70000"], ["--max-queue", "0"], ["--device", "tpu"]])
+@pytest.mark.parametrize(
+    "flags", [["--port", "0"], ["--port", "70000"], ["--max-queue", "0"], ["--max-video-frames", "0"], ["--device", "tpu"]]
+)
 def test_impossible_flags_exit_2(flags, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(flags)

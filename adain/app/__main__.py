@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"largest image stylised, after resizing (default {d.max_work_pixels:,})")  # fmt: skip
     p.add_argument("--max-queue", type=int, default=d.max_queue, metavar="N",
                    help=f"requests that may wait for the model; more get 503 (default {d.max_queue})")  # fmt: skip
+    p.add_argument("--max-video-frames", type=int, default=d.max_video_frames, metavar="N",
+                   help=f"longest clip /api/stylize-video takes, in frames (default {d.max_video_frames})")  # fmt: skip
     return p
 
 
@@ -45,11 +47,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error(f"--port must be in 1..65535, got {args.port}")
-    if args.max_upload_mb <= 0 or args.max_pixels <= 0 or args.max_queue <= 0:
-        parser.error("--max-upload-mb, --max-pixels and --max-queue must be positive")
+    if min(args.max_upload_mb, args.max_pixels, args.max_queue, args.max_video_frames) <= 0:
+        parser.error("--max-upload-mb, --max-pixels, --max-queue and --max-video-frames must be positive")
     limits = Limits(
-        max_request_bytes=int(args.max_upload_mb * 2**20), max_work_pixels=args.max_pixels, max_queue=args.max_queue
-    )
+        max_request_bytes=int(args.max_upload_mb * 2**20), max_work_pixels=args.max_pixels, max_queue=args.max_queue,
+        max_video_frames=args.max_video_frames,
+    )  # fmt: skip
 
     try:  # bind first: a taken port is reported at once, not after loading the model
         listener = _listen(args.host, args.port)

@@ -6,7 +6,11 @@ The routes find the server's :class:`~adain.app.stylist.Stylist` and
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Literal
 
 import torch
@@ -15,15 +19,17 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from adain.errors import one_line
+from adain.options import VIDEO_EXTENSIONS, VIDEO_SMOOTHING
 from adain.request import ImageSource
 
-from .gallery import KINDS, Example
-from .stylist import MAX_STYLES, ClientGone, Job, QueueFull
+from .gallery import KINDS, Example, Gallery
+from .stylist import MAX_STYLES, VIDEO_FORMATS, ClientGone, Job, QueueFull, Rendered, VideoJob
 
 router = APIRouter(prefix="/api")
 
 CLIENT_CLOSED = 499  # nginx's status for "the client went away before the answer"
 IMAGE_RESPONSES = {"content": {f"image/{t}": {} for t in ("png", "jpeg", "webp")}, "description": "the image"}
+VIDEO_RESPONSES = {"content": {f"video/{t}": {} for t in VIDEO_FORMATS}, "description": "the clip"}
 
 
 class ErrorMessage(BaseModel):
@@ -36,7 +42,7 @@ NOT_FOUND = {404: {"model": ErrorMessage, "description": "no such example"}}
 BAD_REQUEST = {422: {"model": ErrorMessage, "description": "a bad parameter (the message names it)"}}
 STYLIZE_ERRORS = {
     413: {"model": ErrorMessage, "description": "the request body is over the upload limit"},
-    422: {"model": ErrorMessage, "description": "a bad parameter, or an upload that is not a usable image"},
+    422: {"model": ErrorMessage, "description": "a bad parameter, or an upload that is not a usable image or clip"},
     503: {"model": ErrorMessage, "description": "the queue is full, or the accelerator ran out of memory"},
 }
 
@@ -108,6 +114,50 @@ async def example_thumbnail(request: Request, kind: Literal["content", "style"],
     return Response(example(request, kind, name).thumbnail, media_type="image/jpeg")
 
 
+STYLE_FILES = "painting files, in order"
+STYLE_EXAMPLES = "bundled paintings' names, after the files"
+STYLE_WEIGHTS = "one weight per style (files first, then examples); normalised to sum 1"
+SMOOTHING = "in [0, 1): how much of the last output frame stays where the clip is still (0: none)"
+
+
+async def style_sources(gallery: Gallery, files: list[UploadFile] | None, names: list[str] | None) -> tuple[ImageSource, ...]:
+    """The uploaded style files in order, then the named bundled paintings in order."""
+    styles = [ImageSource(await f.read(), f"style {i + 1}") for i, f in enumerate(files or [])]
+    return tuple(styles + [ImageSource(gallery.get("style", n).data, f"style {n!r}") for n in names or []])
+
+
+@contextmanager
+def answered(renamed: dict[str, str] | None = None) -> Iterator[None]:
+    """The stylising endpoints' failures as HTTP answers; ``renamed``: words replaced in messages
+    (a temporary file's path by what the client sent)."""
+    try:
+        yield
+    except ValueError as err:  # includes ImageError and VideoError (one line naming the file) and UnknownExample
+        message = one_line(err)
+        for old, new in (renamed or {}).items():
+            message = message.replace(old, new)
+        raise HTTPException(422, message) from None
+    except QueueFull as err:
+        raise HTTPException(503, str(err), headers={"Retry-After": str(err.retry_after)}) from None
+    except ClientGone as err:
+        raise HTTPException(CLIENT_CLOSED, str(err)) from None
+    except torch.cuda.OutOfMemoryError:
+        raise HTTPException(503, "out of accelerator memory at this size; lower content_size") from None
+
+
+def rendered_response(result: Rendered, filename: str) -> Response:
+    """The stylised file, with how long the model took and the size (and frame count) it has."""
+    headers = {
+        "Content-Disposition": f'inline; filename="{filename}"',
+        "Cache-Control": "no-store",
+        "X-Render-Seconds": f"{result.seconds:.3f}",
+        "X-Image-Size": f"{result.width}x{result.height}",
+    }
+    if result.media_type.startswith("video/"):
+        headers["X-Frames"] = str(result.frames)
+    return Response(result.data, media_type=result.media_type, headers=headers)
+
+
 @router.post(
     "/stylize",
     tags=["stylise"],
@@ -119,11 +169,9 @@ async def stylize(
     request: Request,
     content: Annotated[UploadFile | None, File(description="the photo (or name a bundled one in content_example)")] = None,
     content_example: Annotated[str | None, Form(description="a bundled photo's name (see /api/examples)")] = None,
-    style: Annotated[list[UploadFile] | None, File(description="painting files, in order")] = None,
-    style_example: Annotated[list[str] | None, Form(description="bundled paintings' names, after the files")] = None,
-    style_weights: Annotated[
-        list[float] | None, Form(description="one weight per style (files first, then examples); normalised to sum 1")
-    ] = None,
+    style: Annotated[list[UploadFile] | None, File(description=STYLE_FILES)] = None,
+    style_example: Annotated[list[str] | None, Form(description=STYLE_EXAMPLES)] = None,
+    style_weights: Annotated[list[float] | None, Form(description=STYLE_WEIGHTS)] = None,
     alpha: Annotated[float, Form(description="style strength, in [0, 1]")] = 1.0,
     preserve_color: Annotated[Literal["none", "coral", "luminance"], Form(description="keep the photo's colours")] = "none",
     mask: Annotated[UploadFile | None, File(description="white → first style, black → second (two styles)")] = None,
@@ -136,18 +184,16 @@ async def stylize(
     the uploaded `style` files in order, then the `style_example` names in order; `style_weights`
     follow that order. The answer is the image, with `X-Render-Seconds` saying how long the model took."""
     gallery, stylist = request.app.state.gallery, request.app.state.stylist
-    try:
+    with answered():
         if (content is None) == (content_example is None):
             raise ValueError("give exactly one content image: a content file or a content_example name")
-        styles = [ImageSource(await f.read(), f"style {i + 1}") for i, f in enumerate(style or [])]
-        styles += [ImageSource(gallery.get("style", n).data, f"style {n!r}") for n in style_example or []]
         job = Job(
             content=(
                 ImageSource(await content.read(), "content image")
                 if content is not None
                 else ImageSource(gallery.get("content", content_example).data, f"content {content_example!r}")
             ),
-            styles=tuple(styles),
+            styles=await style_sources(gallery, style, style_example),
             alpha=alpha,
             style_weights=None if style_weights is None else tuple(style_weights),
             preserve_color=None if preserve_color == "none" else preserve_color,
@@ -158,21 +204,50 @@ async def stylize(
             format=format,
         )
         result = await stylist.submit(job, request.is_disconnected)
-    except ValueError as err:  # includes ImageError (one line naming the image) and UnknownExample
-        raise HTTPException(422, one_line(err)) from None
-    except QueueFull as err:
-        raise HTTPException(503, str(err), headers={"Retry-After": str(err.retry_after)}) from None
-    except ClientGone as err:
-        raise HTTPException(CLIENT_CLOSED, str(err)) from None
-    except torch.cuda.OutOfMemoryError:
-        raise HTTPException(503, "out of accelerator memory at this size; lower content_size") from None
-    return Response(
-        result.data,
-        media_type=result.media_type,
-        headers={
-            "Content-Disposition": f'inline; filename="stylized.{format}"',
-            "Cache-Control": "no-store",
-            "X-Render-Seconds": f"{result.seconds:.3f}",
-            "X-Image-Size": f"{result.width}x{result.height}",
-        },
-    )
+    return rendered_response(result, f"stylized.{format}")
+
+
+@router.post(
+    "/stylize-video",
+    tags=["stylise"],
+    summary="Stylise a short clip with one to four paintings",
+    response_class=Response,
+    responses={200: VIDEO_RESPONSES, **STYLIZE_ERRORS},
+)
+async def stylize_video(
+    request: Request,
+    content: Annotated[UploadFile, File(description="the clip (MP4, MOV, MKV, WebM, AVI, …), at most the server's frame limit")],
+    style: Annotated[list[UploadFile] | None, File(description=STYLE_FILES)] = None,
+    style_example: Annotated[list[str] | None, Form(description=STYLE_EXAMPLES)] = None,
+    style_weights: Annotated[list[float] | None, Form(description=STYLE_WEIGHTS)] = None,
+    alpha: Annotated[float, Form(description="style strength, in [0, 1]")] = 1.0,
+    preserve_color: Annotated[Literal["none", "coral", "luminance"], Form(description="keep the clip's colours")] = "none",
+    mask: Annotated[UploadFile | None, File(description="white → first style, black → second (two styles)")] = None,
+    content_size: Annotated[int, Form(description="frames' shorter side in px; 0 keeps the clip's")] = 512,
+    style_size: Annotated[int, Form(description="paintings' shorter side in px; 0 keeps theirs")] = 512,
+    smoothing: Annotated[float, Form(description=SMOOTHING)] = VIDEO_SMOOTHING,
+    format: Annotated[Literal["mp4", "webm"], Form(description="H.264 + AAC in MP4, or VP9 + Opus in WebM")] = "mp4",
+) -> Response:
+    """`infer.py`'s video path (`adain.video.stylise_video`): the same frame rate, frame count and
+    audio, frames at `content_size`. One clip holds the model for all its frames, so the server
+    takes at most `max_video_frames` (see /api/health). The answer is the clip, with `X-Frames`."""
+    gallery, stylist = request.app.state.gallery, request.app.state.stylist
+    with tempfile.TemporaryDirectory() as folder:
+        suffix = Path(content.filename or "").suffix.lower()
+        path = Path(folder) / f"content{suffix if suffix in VIDEO_EXTENSIONS else '.mp4'}"
+        path.write_bytes(await content.read())
+        with answered({str(path): "content video"}):
+            job = VideoJob(
+                content=ImageSource(path, "content video"),
+                styles=await style_sources(gallery, style, style_example),
+                alpha=alpha,
+                style_weights=None if style_weights is None else tuple(style_weights),
+                preserve_color=None if preserve_color == "none" else preserve_color,
+                mask=None if mask is None else ImageSource(await mask.read(), "mask"),
+                content_size=content_size,
+                style_size=style_size,
+                format=format,
+                smoothing=smoothing,
+            )
+            result = await stylist.submit(job, request.is_disconnected)
+    return rendered_response(result, f"stylized.{format}")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Limits:
-    """What one server accepts (``--max-upload-mb``, ``--max-pixels`` and ``--max-queue`` set three)."""
+    """What one server accepts (``--max-upload-mb``, ``--max-pixels``, ``--max-queue`` and ``--max-video-frames`` set four)."""
 
     max_request_bytes: int = 25 * 2**20  # one request's whole body (all uploads together)
     max_input_pixels: int = 40_000_000  # an uploaded image, before resizing (decoded, so checked first)
@@ -16,6 +16,10 @@ class Limits:
     # 768 px. A GPU server raises it with --max-pixels.
     max_work_pixels: int = 1024 * 1024
     max_queue: int = 8  # requests waiting for or in the model; more are refused with 503
+    # A clip's frames (/api/stylize-video): 10 s at 25 fps. Frames are stylised a batch at a time,
+    # so memory does not grow with the clip, but the clip holds the model for all its frames (on
+    # a 2-core CPU, seconds each: README, "Video"), while the queue waits. A GPU server raises it.
+    max_video_frames: int = 250
     style_cache: int = 64  # encoded styles kept (each is 2×512 floats)
     # After this long without requests the server gives back the memory its allocator keeps for
     # speed (adain.allocator): a burst stays fast, an idle server stays small.

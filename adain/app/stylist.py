@@ -11,23 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import math
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
 
 import torch
 from starlette.concurrency import run_in_threadpool
 
 from adain.allocator import release_freed_memory
 from adain.imageio import encode_image
+from adain.options import VIDEO_BATCH, VIDEO_OUTPUTS, VIDEO_SMOOTHING
 from adain.pipeline import StyleCodes, stylise
 from adain.request import Request
 from adain.transfer import StyleTransfer
+from adain.video import stylise_video
 
 from .limits import Limits
 
 MAX_STYLES = 4
 FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
+VIDEO_FORMATS = tuple(extension[1:] for extension in VIDEO_OUTPUTS)  # mp4, webm
 
 
 @dataclass(frozen=True)
@@ -36,13 +42,29 @@ class Job(Request):
     format, with the app's own limit on the number of styles."""
 
     format: str = "png"
+    formats: ClassVar[tuple[str, ...]] = tuple(FORMATS)  # what ``format`` may be
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if len(self.styles) > MAX_STYLES:
             raise ValueError(f"give 1 to {MAX_STYLES} styles, got {len(self.styles)}")
-        if self.format not in FORMATS:
-            raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
+        if self.format not in self.formats:
+            raise ValueError(f"format must be one of {', '.join(self.formats)}, got {self.format!r}")
+
+
+@dataclass(frozen=True)
+class VideoJob(Job):
+    """A clip to stylise (the content is a video file): a :class:`Job` with a video format and
+    the temporal smoothing of :func:`adain.video.stylise_video`."""
+
+    format: str = "mp4"
+    smoothing: float = VIDEO_SMOOTHING
+    formats: ClassVar[tuple[str, ...]] = VIDEO_FORMATS
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.smoothing < 1:
+            raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing:g}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,7 @@ class Rendered:
     width: int
     height: int
     seconds: float
+    frames: int = 1
 
 
 class QueueFull(RuntimeError):
@@ -121,8 +144,22 @@ class Stylist:
             raise
 
     def _render(self, job: Job) -> Rendered:
+        if isinstance(job, VideoJob):
+            return self._render_video(job)
         start = time.perf_counter()
         out = stylise(self.model, job, self.codes, self.limits.max_input_pixels, self.limits.max_work_pixels)
         fmt, media_type = FORMATS[job.format]
         data = encode_image(out.rgb, fmt, out.alpha)
         return Rendered(data, media_type, out.rgb.shape[-1], out.rgb.shape[-2], time.perf_counter() - start)
+
+    def _render_video(self, job: VideoJob) -> Rendered:
+        """The clip, through the command line's video path, into a temporary file read back whole
+        (at most ``max_video_frames`` frames and the upload limit in, so the answer stays small)."""
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as folder:
+            output = Path(folder) / f"stylized.{job.format}"
+            limits = self.limits
+            done = stylise_video(self.model, job, output, self.codes, VIDEO_BATCH, job.smoothing, None,
+                                 limits.max_input_pixels, limits.max_work_pixels, limits.max_video_frames)  # fmt: skip
+            data = output.read_bytes()
+        return Rendered(data, f"video/{job.format}", *done.size, time.perf_counter() - start, done.frames)

@@ -1,0 +1,77 @@
+"""The app's clip endpoint (/api/stylize-video): infer.py's video path behind the queue, within the server's limits."""
+
+from __future__ import annotations
+
+import av
+import pytest
+import torch
+from clips import audio_packets, make_clip
+from fastapi.testclient import TestClient
+
+from adain.app import Limits, Stylist, create_app
+from adain.app.gallery import Gallery
+from adain.decoder import Decoder
+from adain.transfer import StyleTransfer
+
+FORM = {"style_example": "munch_the_scream", "content_size": "0", "style_size": "48"}
+
+
+@pytest.fixture(scope="module")
+def model(encoder) -> StyleTransfer:
+    torch.manual_seed(0)
+    return StyleTransfer(encoder, Decoder())
+
+
+@pytest.fixture(scope="module")
+def gallery() -> Gallery:
+    return Gallery.load()
+
+
+def client(model, gallery, **limits) -> TestClient:
+    return TestClient(create_app(Stylist(model, Limits(**limits)), gallery))
+
+
+def post(client: TestClient, data: bytes, name: str = "clip.mp4", **form):
+    return client.post("/api/stylize-video", data={**FORM, **form}, files={"content": (name, data, "video/mp4")})
+
+
+@pytest.mark.parametrize("answer_format, codecs", [("mp4", ["h264", "aac"]), ("webm", ["vp9", "opus"])])
+def test_a_clip_comes_back_with_its_rate_frames_and_audio(model, gallery, tmp_path, answer_format, codecs):
+    clip = make_clip(tmp_path / "in.mp4", frames=10)
+    response = post(client(model, gallery), clip.read_bytes(), format=answer_format, smoothing="0.5")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == f"video/{answer_format}"
+    assert (response.headers["x-frames"], response.headers["x-image-size"]) == ("10", "64x48")
+    out = tmp_path / f"out.{answer_format}"
+    out.write_bytes(response.content)
+    with av.open(str(out)) as answer:
+        assert [s.codec_context.name for s in answer.streams] == codecs
+        assert answer.streams.video[0].average_rate == 12 and len(list(answer.decode(video=0))) == 10
+    if answer_format == "mp4":
+        assert audio_packets(out) == audio_packets(clip)  # copied as they were
+
+
+def test_a_clip_over_the_frame_limit_is_refused_before_any_work(model, gallery, tmp_path, monkeypatch):
+    stylised = []
+    monkeypatch.setattr(model, "stylize", lambda *args, **kwargs: stylised.append(1))
+    response = post(client(model, gallery, max_video_frames=6), make_clip(tmp_path / "in.mp4", frames=10).read_bytes())
+    assert response.status_code == 422 and not stylised
+    assert response.json()["detail"] == "content video: too long: more than 6 frames (the limit)"
+
+
+@pytest.mark.parametrize("data, name, message", [
+    (b"just some text, not a video\n" * 20, "notes.mp4", "content video: not a readable video"),
+    (b"", "empty.webm", "content video: empty file"),
+])  # fmt: skip
+def test_bad_uploads_are_one_line_naming_the_content_not_a_temporary_file(model, gallery, data, name, message):
+    response = post(client(model, gallery), data, name)
+    detail = response.json()["detail"]
+    assert response.status_code == 422 and detail.startswith(message) and "/tmp" not in detail and "\n" not in detail
+
+
+def test_bad_options_are_refused_as_for_images(model, gallery, tmp_path):
+    clip = make_clip(tmp_path / "in.mp4", frames=3).read_bytes()
+    for form, message in (({"smoothing": "1"}, "smoothing must be in [0, 1)"), ({"alpha": "2"}, "alpha must be in [0, 1]"),
+                          ({"format": "gif"}, "mp4"), ({"style_example": "nope"}, "nope")):  # fmt: skip
+        response = post(client(model, gallery), clip, **form)
+        assert response.status_code == 422 and message in str(response.json()["detail"]), (form, response.text)
