@@ -69,7 +69,7 @@ class VideoJob(Job):
 
 @dataclass(frozen=True)
 class Rendered:
-    """A stylised image file and facts about it."""
+    """A stylised image or clip file and facts about it (``frames``: 1 for an image)."""
 
     data: bytes
     media_type: str
@@ -154,7 +154,7 @@ class Stylist:
 
     def _render_video(self, job: VideoJob) -> Rendered:
         """The clip, through the command line's video path, into a temporary file read back whole
-        (at most ``max_video_frames`` frames and the upload limit in, so the answer stays small)."""
+        (at most ``max_video_frames`` frames of at most ``max_work_pixels``, so a bounded answer)."""
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
             output = Path(folder) / f"stylized.{job.format}"
