@@ -50,7 +50,8 @@ def add_model_options(parser: argparse.ArgumentParser, decoder_help: str) -> Non
     parser.add_argument("--decoder", metavar="FILE", help=decoder_help)
     parser.add_argument("--vgg", default=DEFAULT_VGG, metavar="SRC", help=VGG_HELP)
     parser.add_argument("--device", default="auto", choices=DEVICES, help="auto (default): CUDA, else MPS, else the CPU")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="the network's arithmetic (default fp32; Gatys: fp32 or bf16)")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                        help="the network's arithmetic (default fp32; Gatys: fp32 or bf16)")  # fmt: skip
     parser.add_argument("--compile", choices=COMPILE_MODES, metavar="MODE",
                         help="compile AdaIN's network with torch.compile in this mode (" + ", ".join(COMPILE_MODES) + "; "
                              "default: off): a one-off cost per image size, for many same-sized images on a GPU")  # fmt: skip

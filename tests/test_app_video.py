@@ -59,6 +59,14 @@ def test_a_clip_over_the_frame_limit_is_refused_before_any_work(model, gallery, 
     assert response.json()["detail"] == "content video: too long: more than 6 frames (the limit)"
 
 
+def test_a_clip_that_does_not_state_its_length_is_stopped_at_the_limit(model, gallery, tmp_path):
+    clip = make_clip(tmp_path / "in.webm", frames=10)  # WebM states no frame count
+    with av.open(str(clip)) as source:
+        assert not source.streams.video[0].frames
+    response = post(client(model, gallery, max_video_frames=6), clip.read_bytes(), "in.webm")
+    assert response.status_code == 422 and response.json()["detail"] == "content video: too long: more than 6 frames (the limit)"
+
+
 @pytest.mark.parametrize("data, name, message", [
     (b"just some text, not a video\n" * 20, "notes.mp4", "content video: not a readable video"),
     (b"", "empty.webm", "content video: empty file"),
