@@ -57,3 +57,18 @@ def make_image(path: Path, size: tuple[int, int] = (48, 40), mode: str = "RGB", 
     path.parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def model(encoder: VGG19Encoder) -> StyleTransfer:
+    """The default encoder with an untrained decoder (seed 0), for the app's tests."""
+    torch.manual_seed(0)
+    return StyleTransfer(encoder, Decoder())
+
+
+@pytest.fixture(scope="module")
+def gallery():
+    """The app's bundled examples."""
+    from adain.app.gallery import Gallery
+
+    return Gallery.load()

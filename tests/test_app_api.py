@@ -19,24 +19,11 @@ from PIL import Image
 
 import adain.app.stylist as stylist_module
 from adain.app import Limits, Stylist, create_app
-from adain.app.gallery import THUMBNAIL_SIDE, Gallery
-from adain.decoder import Decoder
+from adain.app.gallery import THUMBNAIL_SIDE
 from adain.imageio import open_image, prepare_image, tensor_to_pil
-from adain.transfer import StyleTransfer
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"content_size": "40", "style_size": "48"}  # tiny images keep each request well under a second
-
-
-@pytest.fixture(scope="module")
-def model(encoder) -> StyleTransfer:
-    torch.manual_seed(0)
-    return StyleTransfer(encoder, Decoder())
-
-
-@pytest.fixture(scope="module")
-def gallery() -> Gallery:
-    return Gallery.load()
 
 
 def make_app(model, gallery, **limits):

@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import av
 import pytest
-import torch
 from clips import audio_packets, make_clip
 from fastapi.testclient import TestClient
 
 from adain.app import Limits, Stylist, create_app
-from adain.app.gallery import Gallery
-from adain.decoder import Decoder
-from adain.transfer import StyleTransfer
 
 FORM = {"style_example": "munch_the_scream", "content_size": "0", "style_size": "48"}
-
-
-@pytest.fixture(scope="module")
-def model(encoder) -> StyleTransfer:
-    torch.manual_seed(0)
-    return StyleTransfer(encoder, Decoder())
-
-
-@pytest.fixture(scope="module")
-def gallery() -> Gallery:
-    return Gallery.load()
 
 
 def client(model, gallery, **limits) -> TestClient:

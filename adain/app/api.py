@@ -120,10 +120,30 @@ STYLE_WEIGHTS = "one weight per style (files first, then examples); normalised t
 SMOOTHING = "in [0, 1): how much of the last output frame stays where the clip is still (0: none)"
 
 
-async def style_sources(gallery: Gallery, files: list[UploadFile] | None, names: list[str] | None) -> tuple[ImageSource, ...]:
-    """The uploaded style files in order, then the named bundled paintings in order."""
-    styles = [ImageSource(await f.read(), f"style {i + 1}") for i, f in enumerate(files or [])]
-    return tuple(styles + [ImageSource(gallery.get("style", n).data, f"style {n!r}") for n in names or []])
+async def shared_fields(
+    gallery: Gallery,
+    style: list[UploadFile] | None,
+    style_example: list[str] | None,
+    style_weights: list[float] | None,
+    alpha: float,
+    preserve_color: str,
+    mask: UploadFile | None,
+    content_size: int,
+    style_size: int,
+) -> dict[str, object]:
+    """What both stylising endpoints take, as :class:`~adain.request.Request` fields: the uploaded
+    style files in order, then the named bundled paintings in order, and the options."""
+    styles = [ImageSource(await f.read(), f"style {i + 1}") for i, f in enumerate(style or [])]
+    styles += [ImageSource(gallery.get("style", n).data, f"style {n!r}") for n in style_example or []]
+    return {
+        "styles": tuple(styles),
+        "alpha": alpha,
+        "style_weights": None if style_weights is None else tuple(style_weights),
+        "preserve_color": None if preserve_color == "none" else preserve_color,
+        "mask": None if mask is None else ImageSource(await mask.read(), "mask"),
+        "content_size": content_size,
+        "style_size": style_size,
+    }
 
 
 @contextmanager
@@ -193,15 +213,11 @@ async def stylize(
                 if content is not None
                 else ImageSource(gallery.get("content", content_example).data, f"content {content_example!r}")
             ),
-            styles=await style_sources(gallery, style, style_example),
-            alpha=alpha,
-            style_weights=None if style_weights is None else tuple(style_weights),
-            preserve_color=None if preserve_color == "none" else preserve_color,
-            mask=None if mask is None else ImageSource(await mask.read(), "mask"),
-            content_size=content_size,
-            style_size=style_size,
             crop=crop,
             format=format,
+            **await shared_fields(
+                gallery, style, style_example, style_weights, alpha, preserve_color, mask, content_size, style_size
+            ),
         )
         result = await stylist.submit(job, request.is_disconnected)
     return rendered_response(result, f"stylized.{format}")
@@ -239,15 +255,11 @@ async def stylize_video(
         with answered({str(path): "content video"}):
             job = VideoJob(
                 content=ImageSource(path, "content video"),
-                styles=await style_sources(gallery, style, style_example),
-                alpha=alpha,
-                style_weights=None if style_weights is None else tuple(style_weights),
-                preserve_color=None if preserve_color == "none" else preserve_color,
-                mask=None if mask is None else ImageSource(await mask.read(), "mask"),
-                content_size=content_size,
-                style_size=style_size,
                 format=format,
                 smoothing=smoothing,
+                **await shared_fields(
+                    gallery, style, style_example, style_weights, alpha, preserve_color, mask, content_size, style_size
+                ),
             )
             result = await stylist.submit(job, request.is_disconnected)
     return rendered_response(result, f"stylized.{format}")
