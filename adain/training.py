@@ -173,15 +173,17 @@ class AdaINTraining(L.LightningModule):
 
     @torch.no_grad()
     def _log_images(self, content: Tensor, style: Tensor, output: Tensor) -> None:
-        """One row per sample: content | style | output, to TensorBoard or as a PNG in the log folder."""
+        """One row per sample: content | style | output, as a PNG in the log folder (to look at
+        without TensorBoard, e.g. fetched from a remote GPU) and to TensorBoard when it logs."""
+        if not self.loggers:
+            return
         n = min(self.hparams.image_count, content.shape[0])
         tiles = torch.stack([content[:n], style[:n], output[:n].clamp(0, 1)], dim=1).flatten(0, 1)
         grid = make_grid(tiles.float().cpu(), nrow=3, padding=2)
-        tensorboard = [lg for lg in self.loggers if isinstance(lg, TensorBoardLogger)]
-        if tensorboard:
-            tensorboard[0].experiment.add_image("samples/content|style|output", grid, self.global_step)
-        elif self.loggers:
-            save_image(grid, Path(self.trainer.log_dir) / "images" / f"step_{self.global_step:07d}.png")
+        save_image(grid, Path(self.trainer.log_dir) / "images" / f"step_{self.global_step:07d}.png")
+        for logger in self.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                logger.experiment.add_image("samples/content|style|output", grid, self.global_step)
 
     # -- checkpoints and export --------------------------------------------------------
 

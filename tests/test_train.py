@@ -21,6 +21,7 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from PIL import Image
 from safetensors import safe_open
 from test_shards import shard_set, write_images
 from torch.utils.data import DataLoader
@@ -108,6 +109,9 @@ def test_smoke_fit_writes_a_small_resumable_checkpoint_and_a_decoder(smoke_run, 
     assert file_meta["pairs_seen"] == "8"  # 4 steps of batch 2
     logs = smoke_run / "lightning_logs" / "version_0"
     assert list(logs.glob("events.out.tfevents.*"))  # TensorBoard by default
+    grids = sorted(logs.glob("images/step_*.png"))  # and the sample grids as PNGs too (image_every_n_steps 2)
+    assert [g.name for g in grids] == ["step_0000000.png", "step_0000002.png"]
+    assert Image.open(grids[0]).size == (3 * 32 + 4 * 2, 2 * 32 + 3 * 2)  # 3 columns × 2 rows of 32-px crops, 2-px gaps
     with open(logs / "metrics.csv") as f:  # and a CSV log beside it
         rows = list(csv.DictReader(f))
     losses = [row for row in rows if row.get("train/content")]
