@@ -9,7 +9,9 @@ audio.)
 
 Reading checks a clip before any work: a video stream with a decoder, a known constant frame
 rate, no rotation, a first frame; it then yields frames at the working size while checking that
-they keep the rate and that none are missing. Writing goes to a temporary file renamed into
+they keep the rate and that none are missing. Frames are taken in square pixels: an anamorphic
+clip (a sample aspect ratio other than 1, as on DVDs) is resampled to the size it is shown at, so
+brush strokes are not stretched and every player shows the output right. Writing goes to a temporary file renamed into
 place, so a failed clip leaves no partial file. Every problem is a :class:`VideoError`, one line
 naming the file.
 """
@@ -46,8 +48,9 @@ class VideoError(ImageError):
 
 @dataclass(frozen=True)
 class ClipInfo:
-    """What a checked clip holds: its frame size, constant frame rate, frame count if the
-    container states it, the time of its first frame (s), and whether it has audio."""
+    """What a checked clip holds: its frame size as shown, in square pixels (the stored width
+    times the sample aspect ratio), constant frame rate, frame count if the container states it,
+    the time of its first frame (s), and whether it has audio."""
 
     width: int
     height: int
@@ -89,8 +92,9 @@ def probe(path: str | os.PathLike) -> ClipInfo:
             raise VideoError(path, "has no frames")
         if first.rotation:
             raise VideoError(path, f"has rotation metadata ({first.rotation:g}°), which is not supported; rotate the frames first")
-        return ClipInfo(first.width, first.height, Fraction(rate), stream.frames or None, float(first.time or 0.0),
-                        bool(container.streams.audio))  # fmt: skip
+        pixel_aspect = Fraction(stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio or 1)
+        return ClipInfo(round(first.width * pixel_aspect), first.height, Fraction(rate), stream.frames or None,
+                        float(first.time or 0.0), bool(container.streams.audio))  # fmt: skip
 
 
 @contextmanager

@@ -35,11 +35,13 @@ def make_clip(
     video: bool = True,
     audio_seconds: float | None = None,
     faststart: bool = False,
+    pixel_aspect: Fraction | None = None,
 ) -> Path:
     """Write a clip: ``frames`` frames (0: a video stream with none), or with ``video=False`` no
     video stream at all; ``variable_rate``: frames at alternating 30/150 ms intervals;
     ``audio_seconds``: the sine tone's length (default: the video's); ``faststart``: an MP4's index
-    before its frames (so a truncated copy still opens)."""
+    before its frames (so a truncated copy still opens); ``pixel_aspect``: a sample aspect ratio
+    (anamorphic: ``size`` is stored, shown ``pixel_aspect`` times as wide)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     video_codec, pixels, audio_codec = CODECS[path.suffix]
     with av.open(str(path), "w", options={"movflags": "faststart"} if faststart else {}) as out:
@@ -49,6 +51,8 @@ def make_clip(
             stream.pix_fmt = pixels
             if rotation is not None:
                 stream.set_display_rotation(rotation)
+            if pixel_aspect is not None:
+                stream.codec_context.sample_aspect_ratio = pixel_aspect
             if variable_rate:
                 stream.codec_context.time_base = Fraction(1, 1000)
         sound = out.add_stream(audio_codec, rate=48000) if audio else None

@@ -16,7 +16,7 @@ import adain.video as video
 import nst.stylize as infer
 from adain.request import ImageSource, Request
 from adain.temporal import Stabiliser
-from adain.videoio import VideoError
+from adain.videoio import ClipReader, VideoError, probe
 
 ROOT = Path(__file__).resolve().parent.parent
 STYLE = ImageSource.file(ROOT / "examples/style/munch_the_scream.jpg")
@@ -69,6 +69,26 @@ def test_content_size_resizes_the_frames_to_even_sides(st, tmp_path, clip):
     assert done.size == (40, 30) and stream_facts(tmp_path / "small.mp4")[2] == (40, 30)
     done = video.stylise_video(st, request(clip, content_size=33), tmp_path / "odd.mp4")  # 44×33 → 44×32
     assert done.size == (44, 32)
+
+
+def test_an_anamorphic_clip_is_stylised_in_square_pixels_at_its_shown_size(st, tmp_path):
+    """Stored 48×48 with a sample aspect ratio of 4:3 is shown 64×48: the frames are read
+    stretched to that, and the output is that size in square pixels."""
+    clip = make_clip(tmp_path / "dvd.mp4", size=(48, 48), pixel_aspect=Fraction(4, 3), audio=False)
+    with av.open(str(clip)) as source:
+        assert source.streams.video[0].sample_aspect_ratio == Fraction(4, 3)
+    info = probe(clip)
+    assert (info.width, info.height) == (64, 48)
+    read = torch.cat([frame for frame in ClipReader(clip, info, (64, 48)) if isinstance(frame, torch.Tensor)])
+    stored = torch.from_numpy(read_frames(clip)).permute(0, 3, 1, 2).float() / 255
+    stretched = torch.nn.functional.interpolate(stored, size=(48, 64), mode="bicubic", align_corners=False)
+    # 0.013 (4:2:0 chroma, scaled before or after the conversion to RGB); padded to 64 wide instead: 0.037
+    assert read.shape == (12, 3, 48, 64) and (read - stretched).abs().mean() < 0.025
+    done = video.stylise_video(st, request(clip), tmp_path / "out.mp4")
+    assert done.size == (64, 48) and stream_facts(tmp_path / "out.mp4")[2] == (64, 48)
+    with av.open(str(tmp_path / "out.mp4")) as out:
+        assert out.streams.video[0].sample_aspect_ratio in (None, 0, 1)
+    assert video.stylise_video(st, request(clip, content_size=30), tmp_path / "small.mp4").size == (40, 30)
 
 
 def test_frames_are_the_image_path_applied_to_each_frame(st, tmp_path, clip):
