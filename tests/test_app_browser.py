@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx2 as httpx
 import numpy as np
 import pytest
+from clips import make_clip, read_frames
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,6 +191,45 @@ def test_bad_upload_shows_the_servers_message_and_the_page_recovers(page, server
     page.wait_for_function("document.getElementById('result').naturalWidth === 40")
     page.wait_for_selector("#error[hidden]", state="attached")
     assert page.outside_requests == []
+
+
+def test_a_clip_is_stylised_when_asked_and_shown_as_a_video(page, server: str, tmp_path: Path):
+    """An uploaded clip waits for "Stylise the clip" (a clip holds the server for every frame),
+    comes back as a playable video to download, and a bad clip shows the server's message."""
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if r.url.endswith("/api/stylize-video") else None)
+    page.goto(server)
+    page.wait_for_selector("#result[data-seq]")
+    page.select_option("#size", "0")
+    page.set_input_files("#content-file", str(make_clip(tmp_path / "clip.mp4", frames=6)))
+    page.wait_for_selector("#render-clip:not([hidden])")
+    assert page.locator("#result").is_hidden() and "Stylise the clip" in page.inner_text("#placeholder")
+    assert page.locator("#video-format").is_visible() and page.locator("#format").is_hidden()
+    page.locator("#alpha").focus()
+    page.keyboard.press("ArrowLeft")  # 1 → 0.95: a change alone sends nothing
+    page.wait_for_timeout(1000)
+    assert asked == []
+
+    page.click("#render-clip")
+    page.wait_for_selector("#result-video[data-seq]")
+    assert len(asked) == 1 and page.get_attribute("#result-video", "data-alpha") == "0.95"
+    assert "6 frames, 64 × 48 px" in page.inner_text("#status") and page.locator("#result").is_hidden()
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = tmp_path / "saved.mp4"
+    download.value.save_as(saved)
+    assert download.value.suggested_filename == "stylized.mp4" and read_frames(saved).shape == (6, 48, 64, 3)
+
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all" * 10)
+    page.set_input_files("#content-file", str(tmp_path / "broken.mp4"))
+    page.click("#render-clip")
+    page.wait_for_selector("#error:not([hidden])")
+    assert page.inner_text("#error").startswith("content video: not a readable video")
+
+    page.click("#content-gallery .tile[data-name='chelsea']")  # back to a photo: redrawn by itself again
+    page.wait_for_selector("#result:not([hidden])")
+    assert page.locator("#result-video").is_hidden() and page.locator("#render-clip").is_hidden()
+    assert page.locator("#error").is_hidden() and page.outside_requests == []
 
 
 def test_api_docs_render_offline(page, server: str):

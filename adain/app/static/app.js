@@ -1,7 +1,9 @@
 "use strict";
 // The page: pick a photo and up to four paintings, adjust, and the result is redrawn after every
 // change through POST /api/stylize. A newer change aborts the request in flight, and only the
-// latest answer is shown. No framework, no build step, nothing loaded from outside this server.
+// latest answer is shown. An uploaded clip goes to POST /api/stylize-video instead, only when asked
+// ("Stylise the clip"): it holds the server for every frame. No framework, no build step, nothing
+// loaded from outside this server.
 
 const DEBOUNCE_MS = 150; // wait for a slider to settle before asking the server
 const SPINNER_DELAY_MS = 200; // fast answers (GPU) don't flash the progress indicator
@@ -9,9 +11,10 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   device: "",
-  maxStyles: 4, // replaced by the server's limit at start-up
+  maxStyles: 4, // replaced by the server's limits at start-up
+  maxFrames: 0,
   examples: { content: [], style: [] },
-  content: null, // { source: "example", name, title, thumb } or { source: "file", file, title, thumb }
+  content: null, // { source: "example", name, title, thumb } or { source: "file", kind: "image" | "video", file, title, thumb }
   styles: [], // the same shapes, plus { id, weight }
 };
 let nextStyleId = 1;
@@ -19,10 +22,27 @@ let inFlight = null; // AbortController of the request being answered
 let latest = 0; // number of the latest request; older answers are dropped
 let debounceTimer = 0;
 let resultUrl = null;
+let stopBusy = () => {};
+
+const isClip = () => state.content?.kind === "video";
 
 function schedule() {
   clearTimeout(debounceTimer);
+  if (isClip()) {
+    // A clip is stylised only when asked: a shown result no longer matches the settings.
+    document.querySelector(".frame").classList.toggle("stale", !$("result-video").hidden);
+    return;
+  }
   debounceTimer = setTimeout(stylize, DEBOUNCE_MS);
+}
+
+function cancel() {
+  // Forget the request in flight: its answer, if any, is dropped.
+  clearTimeout(debounceTimer);
+  if (inFlight) inFlight.abort();
+  inFlight = null;
+  latest++;
+  stopBusy();
 }
 
 function orderedStyles() {
@@ -43,29 +63,31 @@ function requestBody() {
   body.append("alpha", $("alpha").value);
   body.append("preserve_color", $("preserve").checked ? $("preserve-method").value : "none");
   body.append("content_size", $("size").value);
-  body.append("format", $("format").value);
+  body.append("format", isClip() ? $("video-format").value : $("format").value);
   return body;
 }
 
 async function stylize() {
   if (!state.content || state.styles.length === 0) {
     $("placeholder").textContent = state.content ? "Pick a painting." : "Pick a photo.";
-    $("placeholder").hidden = !$("result").hidden;
+    $("placeholder").hidden = !($("result").hidden && $("result-video").hidden);
     return;
   }
-  if (inFlight) inFlight.abort();
+  cancel();
   const controller = new AbortController();
   inFlight = controller;
-  const mine = ++latest;
+  const mine = latest;
+  const clip = isClip();
   const alpha = $("alpha").value;
-  const format = $("format").value;
-  const stopBusy = showBusy();
+  const format = clip ? $("video-format").value : $("format").value;
+  stopBusy = showBusy();
   try {
-    const response = await fetch("/api/stylize", { method: "POST", body: requestBody(), signal: controller.signal });
+    const endpoint = clip ? "/api/stylize-video" : "/api/stylize";
+    const response = await fetch(endpoint, { method: "POST", body: requestBody(), signal: controller.signal });
     if (!response.ok) throw new Error(await errorMessage(response));
     const blob = await response.blob();
     if (mine !== latest) return;
-    await showResult(blob, response.headers, { alpha, format, seq: mine });
+    await showResult(blob, response.headers, { clip, alpha, format, seq: mine });
     showError(null);
   } catch (err) {
     if (err.name === "AbortError" || mine !== latest) return;
@@ -90,22 +112,40 @@ async function errorMessage(response) {
 
 async function showResult(blob, headers, facts) {
   const url = URL.createObjectURL(blob);
-  const img = $("result");
-  img.src = url;
-  await img.decode();
-  img.hidden = false;
+  const shown = facts.clip ? $("result-video") : $("result");
+  shown.src = url;
+  if (!facts.clip) await shown.decode(); // a clip shows its first frame once the browser has it
+  shown.hidden = false;
+  (facts.clip ? $("result") : $("result-video")).hidden = true;
   $("placeholder").hidden = true;
   if (resultUrl) URL.revokeObjectURL(resultUrl);
   resultUrl = url;
-  img.dataset.alpha = facts.alpha; // what this image was made with (read by the browser test, too)
-  img.dataset.seq = String(facts.seq);
+  shown.dataset.alpha = facts.alpha; // what this result was made with (read by the browser test, too)
+  shown.dataset.seq = String(facts.seq);
   const link = $("download");
   link.href = url;
   link.download = `stylized.${facts.format === "jpeg" ? "jpg" : facts.format}`;
   link.setAttribute("aria-disabled", "false");
   const size = (headers.get("X-Image-Size") || "").replace("x", " × ");
   const seconds = Number(headers.get("X-Render-Seconds") || 0).toFixed(2);
-  $("status").textContent = `${size} px · ${seconds} s on ${state.device}`;
+  const frames = facts.clip ? `${headers.get("X-Frames")} frames, ` : "";
+  $("status").textContent = `${frames}${size} px · ${seconds} s on ${state.device}`;
+}
+
+function showStage() {
+  // What the result area offers for the chosen content: a clip waits for its button.
+  const clip = isClip();
+  $("render-clip").hidden = !clip;
+  $("format").hidden = clip;
+  $("video-format").hidden = !clip;
+  const shown = clip ? $("result-video") : $("result");
+  if (shown.hidden) {
+    $("result").hidden = $("result-video").hidden = true;
+    $("download").setAttribute("aria-disabled", "true");
+    $("status").textContent = "";
+    $("placeholder").hidden = false;
+    $("placeholder").textContent = clip ? `Press “Stylise the clip” (at most ${state.maxFrames} frames): it takes a while.` : "";
+  }
 }
 
 function showError(message, { stale = true } = {}) {
@@ -128,6 +168,7 @@ function showBusy() {
     clearInterval(tick);
     busy.hidden = true;
     $("elapsed").textContent = "";
+    stopBusy = () => {};
   };
 }
 
@@ -139,11 +180,12 @@ function tile(item, pressed, onClick) {
   button.dataset.name = item.name;
   button.setAttribute("role", "listitem");
   button.setAttribute("aria-pressed", String(pressed));
-  const img = document.createElement("img");
-  img.src = item.thumb;
-  img.alt = item.title;
-  img.addEventListener("error", () => button.classList.add("broken")); // an upload the browser cannot show either
-  button.append(img);
+  const media = document.createElement(item.kind === "video" ? "video" : "img");
+  if (item.kind === "video") Object.assign(media, { muted: true, preload: "metadata", title: item.title });
+  else media.alt = item.title;
+  media.src = item.thumb;
+  media.addEventListener("error", () => button.classList.add("broken")); // an upload the browser cannot show either
+  button.append(media);
   button.addEventListener("click", onClick);
   return button;
 }
@@ -199,8 +241,15 @@ function drawStyles() {
 
 function chooseContent(content) {
   if (state.content?.source === "file") URL.revokeObjectURL(state.content.thumb);
+  const switched = (state.content?.kind === "video") !== (content.kind === "video");
+  if (switched || content.kind === "video") {
+    cancel();
+    $("result").hidden = $("result-video").hidden = true; // the old result is of another photo or clip
+    showError(null);
+  }
   state.content = content;
   drawContentGallery();
+  showStage();
   schedule();
 }
 
@@ -224,7 +273,8 @@ function removeStyle(id) {
 }
 
 function fromFile(file) {
-  return { source: "file", file, name: "", title: file.name, thumb: URL.createObjectURL(file) };
+  const kind = file.type.startsWith("video/") ? "video" : "image";
+  return { source: "file", kind, file, name: "", title: file.name, thumb: URL.createObjectURL(file) };
 }
 
 async function getJSON(url) {
@@ -252,12 +302,14 @@ async function start() {
     $("preserve-method").disabled = !$("preserve").checked;
     schedule();
   });
-  for (const id of ["preserve-method", "size", "format"]) $(id).addEventListener("change", schedule);
+  for (const id of ["preserve-method", "size", "format", "video-format"]) $(id).addEventListener("change", schedule);
+  $("render-clip").addEventListener("click", stylize);
 
   try {
     const [health, examples] = await Promise.all([getJSON("/api/health"), getJSON("/api/examples")]);
     state.device = health.device;
     state.maxStyles = health.limits.max_styles;
+    state.maxFrames = health.limits.max_video_frames;
     if (health.device === "cpu") $("size").value = "384"; // smaller, so a CPU answers sooner
     // Offer only the sizes this server stylises for photos up to 16:9 (its --max-pixels).
     for (const option of [...$("size").options]) {
