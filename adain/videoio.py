@@ -11,9 +11,9 @@ Reading checks a clip before any work: a video stream with a decoder, a known co
 rate, no rotation, a first frame; it then yields frames at the working size while checking that
 they keep the rate and that none are missing. Frames are taken in square pixels: an anamorphic
 clip (a sample aspect ratio other than 1, as on DVDs) is resampled to the size it is shown at, so
-brush strokes are not stretched and every player shows the output right. Writing goes to a temporary file renamed into
-place, so a failed clip leaves no partial file. Every problem is a :class:`VideoError`, one line
-naming the file.
+brush strokes are not stretched and every player shows the output right. Writing goes to a
+temporary file renamed into place, so a failed clip leaves no partial file. Every problem is a
+:class:`VideoError`, one line naming the file.
 """
 
 from __future__ import annotations
