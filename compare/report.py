@@ -1,7 +1,9 @@
-"""The benchmark's outputs: a Markdown report, the same numbers as JSON, and an image grid."""
+"""The benchmark's outputs: a Markdown report, the same numbers as JSON, and an image grid; and
+the facts that open both comparison tools' reports (:func:`run_facts`)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -13,7 +15,8 @@ from torchvision.utils import make_grid
 from adain.atomicfile import atomic_path
 from adain.imageio import resize, save_image
 
-from .benchmark import QualityRow, SizeResult, SpeedRow
+from . import metrics
+from .benchmark import QualityRow, SizeResult, SpeedRow, device_name
 
 SPEED_COLUMNS = {
     "method": "method",
@@ -39,6 +42,27 @@ MEMORY_NOTE = {
 GRID_METHODS = ("adain", "gatys")  # columns after content and style, where measured
 GRID_TILE = 256  # px: largest side of a grid tile
 FILES = ("benchmark.md", "benchmark.json", "grid.jpg")
+
+
+def run_facts(
+    script: str, argv: Sequence[str], device: torch.device, args: argparse.Namespace,
+    pairs: Sequence[tuple[Path, Path]], skipped: list[str],
+) -> dict[str, object]:  # fmt: skip
+    """What ``scripts/benchmark.py`` and ``scripts/evaluate.py`` both record of a run: device and
+    versions, the model options both take (``--precision``, ``--vgg``), the pairs, the command line
+    and the images left out."""
+    return {
+        "device": device.type,
+        "device_name": device_name(device),
+        "torch": torch.__version__,
+        "precision": args.precision,
+        "vgg": args.vgg,
+        "evaluation_vgg": metrics.EVALUATION_VGG,
+        "pairs": len(pairs),
+        "pair_names": [f"{c.name} + {s.name}" for c, s in pairs],
+        "command": " ".join([script, *argv]),
+        "skipped": skipped,
+    }
 
 
 def markdown(meta: Mapping[str, object], results: Mapping[int, SizeResult]) -> str:

@@ -28,8 +28,8 @@ from adain.device import check_precision, resolve_device
 from adain.encoder import VGG19Encoder
 from adain.errors import one_line
 from adain.options import add_model_options
-from compare import metrics, report
-from compare.benchmark import Setup, device_name, run
+from compare import report
+from compare.benchmark import Setup, run
 from compare.inputs import (
     RANDOM,
     cycled_pairs,
@@ -100,23 +100,14 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
     )  # fmt: skip
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "device": device.type,
-        "device_name": device_name(device),
+        **report.run_facts("scripts/benchmark.py", argv, device, args, pairs, bad_contents + bad_styles),
         "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "precision": args.precision,
         "compile": args.compile,
         "decoder": str(decoder_path),
         "decoder_note": note,
-        "vgg": args.vgg,
-        "evaluation_vgg": metrics.EVALUATION_VGG,
-        "pairs": len(pairs),
-        "pair_names": [f"{c.name} + {s.name}" for c, s in pairs],
         "repeat": args.repeat,
         "batch": args.batch,
         "gatys_steps": args.gatys_steps,
-        "command": " ".join(["scripts/benchmark.py", *argv]),
-        "skipped": bad_contents + bad_styles,
     }
     return setup, encoder, decoder, meta
 

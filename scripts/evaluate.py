@@ -27,8 +27,7 @@ from adain.device import check_precision, resolve_device
 from adain.encoder import VGG19Encoder
 from adain.errors import one_line
 from adain.options import add_model_options, model_options
-from compare import evaluation, metrics
-from compare.benchmark import device_name
+from compare import evaluation
 from compare.inputs import (
     RANDOM,
     cycled_pairs,
@@ -40,6 +39,7 @@ from compare.inputs import (
     readable,
     say_left_out,
 )
+from compare.report import run_facts
 
 MIN_SIZE = transfer.MIN_SIDE  # px: smaller images are pooled away before relu4_1
 
@@ -105,26 +105,17 @@ def prepare(
     setup = evaluation.Setup(pairs, args.size, args.methods, args.grid_methods, args.grid_rows, progress=not args.quiet)
     meta = {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-        "device": device.type,
-        "device_name": device_name(device),
-        "torch": torch.__version__,
-        "precision": args.precision,
+        **run_facts("scripts/evaluate.py", argv, device, args, pairs, bad_contents + bad_styles),
         "decoder": decoder,
         "decoder_note": note,
         "encoder": encoder.identity,
-        "vgg": args.vgg,
-        "evaluation_vgg": metrics.EVALUATION_VGG,
         "content": str(args.content),
         "style": str(args.style),
         "contents": len(contents),
         "styles": len(styles),
         "size": args.size,
-        "pairs": len(pairs),
-        "pair_names": [f"{c.name} + {s.name}" for c, s in pairs],
         "methods": [m.spec for m in args.methods],
         "grid_methods": [m.spec for m in args.grid_methods],
-        "command": " ".join(["scripts/evaluate.py", *argv]),
-        "skipped": bad_contents + bad_styles,
     }
     return setup, encoder, model, meta
 
