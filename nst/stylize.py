@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = p.add_argument_group("video (a --content with a video extension: " + ", ".join(VIDEO_EXTENSIONS) + ")")
     v.add_argument("--smoothing", type=finite_float, default=VIDEO_SMOOTHING, metavar="S",
                    help=f"against flicker: keep this much of the last output where the input is still (default {VIDEO_SMOOTHING:g}; 0: off)")  # fmt: skip
-    v.add_argument("--batch-size", type=int, default=VIDEO_BATCH, metavar="N", help=f"frames per forward pass (default {VIDEO_BATCH})")
+    v.add_argument("--batch-size", type=int, metavar="N",
+                   help=f"frames per forward pass (default {VIDEO_BATCH['cpu']} on the CPU, {VIDEO_BATCH['gpu']} on a GPU)")
     g_title = "Gatys optimisation (--method gatys; defaults from --config, else gatys/config.py = configs/gatys.yaml)"
     g = p.add_argument_group(g_title)
     g.add_argument("--config", type=Path, metavar="YAML", help="settings as in configs/gatys.yaml (layers too); flags override it")
@@ -115,7 +116,7 @@ def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Non
     check_method_flags(args, parser)
     if not 0 <= args.smoothing < 1:
         parser.error(f"--smoothing must be in [0, 1), got {args.smoothing:g}")
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
 
 
@@ -134,7 +135,7 @@ def check_method_flags(args: argparse.Namespace, parser: argparse.ArgumentParser
         "--max-tile": args.max_tile != DEFAULT_MAX_TILE,
         "--look-size": args.look_size != 0,
         "--smoothing": args.smoothing != VIDEO_SMOOTHING,
-        "--batch-size": args.batch_size != VIDEO_BATCH,
+        "--batch-size": args.batch_size is not None,
     }
     adain_flags = [flag for flag, given in adain_only.items() if given]
     if adain_flags:

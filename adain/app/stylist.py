@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from adain.allocator import release_freed_memory
 from adain.imageio import encode_image
-from adain.options import VIDEO_BATCH, VIDEO_OUTPUTS, VIDEO_SMOOTHING
+from adain.options import VIDEO_OUTPUTS, VIDEO_SMOOTHING
 from adain.pipeline import StyleCodes, stylise
 from adain.request import Request
 from adain.transfer import StyleTransfer
@@ -159,7 +159,7 @@ class Stylist:
         with tempfile.TemporaryDirectory() as folder:
             output = Path(folder) / f"stylized.{job.format}"
             limits = self.limits
-            done = stylise_video(self.model, job, output, self.codes, VIDEO_BATCH, job.smoothing, None,
+            done = stylise_video(self.model, job, output, self.codes, None, job.smoothing, None,
                                  limits.max_input_pixels, limits.max_work_pixels, limits.max_video_frames)  # fmt: skip
             data = output.read_bytes()
         return Rendered(data, f"video/{job.format}", *done.size, time.perf_counter() - start, done.frames)
