@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 from adain.app.limits import Limits  # noqa: E402
 from adain.checkpoint import save_decoder  # noqa: E402
 from adain.commandline import run_main  # noqa: E402
-from adain.decoder import Decoder  # noqa: E402
 from adain.encoder import VGG19Encoder  # noqa: E402
+from compare.inputs import random_decoder  # noqa: E402
 
 
 def smooth_image(width: int, height: int) -> Image.Image:
@@ -108,9 +108,10 @@ def report(script: str, tables: str, out: Path | None, details: str = "") -> Non
 
 
 def untrained_decoder(folder: Path, purpose: str) -> Path:
-    """An untrained decoder file in ``folder`` (memory and speed do not depend on the weights)."""
+    """An untrained, seeded decoder file in ``folder`` (memory and speed do not depend on the weights;
+    the seed makes the untrained flicker figures repeat)."""
     path = folder / "decoder.safetensors"
-    save_decoder(Decoder(), path, VGG19Encoder.load().identity, {"note": f"untrained, for {purpose}"})
+    save_decoder(random_decoder(), path, VGG19Encoder.load().identity, {"note": f"untrained, for {purpose}"})
     return path
 
 
