@@ -34,7 +34,7 @@ import webdataset as wds
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .errors import ImageError
+from .errors import ImageError, UsageError
 from .imageio import MAX_INPUT_PIXELS, open_image, prepare_image
 from .options import IMAGE_EXTENSIONS
 
@@ -298,11 +298,14 @@ class AdaINDataModule(L.LightningDataModule):
     ):
         super().__init__()
         if batch_size < 1 or steps_per_epoch < 1 or shuffle_buffer < 1 or num_workers < 0:
-            raise ValueError("batch_size, steps_per_epoch and shuffle_buffer must be ≥ 1, num_workers ≥ 0")
+            raise UsageError(
+                f"batch_size ({batch_size}), steps_per_epoch ({steps_per_epoch}) and shuffle_buffer ({shuffle_buffer}) "
+                f"must be ≥ 1, num_workers ({num_workers}) ≥ 0"
+            )
         if crop_size < 16 or crop_size % 8:
-            raise ValueError(f"crop_size must be a multiple of 8 and at least 16, got {crop_size}")
+            raise UsageError(f"crop_size must be a multiple of 8 and at least 16, got {crop_size}")
         if load_size and load_size < crop_size:
-            raise ValueError(f"load_size ({load_size}) must be 0 or at least crop_size ({crop_size})")
+            raise UsageError(f"load_size ({load_size}) must be 0 or at least crop_size ({crop_size})")
         self.save_hyperparameters()
         self.content: ShardImages | MemoryImages = ShardImages("content", content_shards, load_size, crop_size, flip, shuffle_buffer)
         self.style: ShardImages | MemoryImages = ShardImages("style", style_shards, load_size, crop_size, flip, shuffle_buffer)

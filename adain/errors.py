@@ -13,6 +13,10 @@ class ImageError(ValueError):
         super().__init__(f"{path}: {reason}")
 
 
+class UsageError(ValueError):
+    """A setting that can never work, such as a training setting that can never train: one line, exit 2."""
+
+
 def one_line(err: BaseException, last: bool = False) -> str:
     """An exception as one line: its first non-blank line, or with ``last`` its last one
     (a data-loader worker's or a library's wrapped error ends with the real reason)."""

@@ -23,14 +23,10 @@ from pathlib import Path
 from typing import NoReturn
 
 from adain.commandline import run_main
-from adain.errors import one_line
+from adain.errors import UsageError, one_line
 
 EXIT_SIGTERM = 143  # 128 + SIGTERM: stopped on request after saving last.ckpt (scripts/slurm_train.sh requeues)
 EXIT_USAGE = 2  # an impossible setting, as argparse's
-
-
-class UsageError(ValueError):
-    """A setting that can never train (reported on one line, exit 2)."""
 
 
 def checkpoint_dir(root_dir: str | None) -> str:
@@ -93,13 +89,9 @@ def fit_command(argv: Sequence[str] | None) -> int:
             parser.add_lightning_class_args(SigtermDeadline, "sigterm")
 
         def _parse_ckpt_path(self) -> None:
-            """Lightning reads ``--ckpt_path``'s hyperparameters here, first of all: a file that is
-            not a checkpoint (an image, a truncated file) becomes one line, not an unpickling traceback."""
-            try:
-                super()._parse_ckpt_path()
-            except Exception as err:  # torch raises many types for a file that is not a checkpoint
-                path = self.config[self.config.subcommand].get("ckpt_path")
-                raise DecoderFileError(f"{path}: not a train.py checkpoint ({type(err).__name__})") from None
+            """Not Lightning's, which merges a ``--ckpt_path FILE``'s hyperparameters over the
+            configuration: the command line's settings win, as with ``--ckpt_path last``, and the
+            module checks that the checkpoint was trained on its encoder when it loads it."""
 
         def before_instantiate_classes(self) -> None:
             """Refuse a step count that trains nothing before anything is built."""
@@ -113,7 +105,8 @@ def fit_command(argv: Sequence[str] | None) -> int:
         def before_fit(self) -> None:
             """Atomic checkpoint writes (unless another checkpoint plugin was chosen), a
             ``metrics.csv`` beside the first logger's files (a log that needs no TensorBoard to
-            read), and a word when ``--ckpt_path last`` finds nothing to resume: the run then starts fresh."""
+            read), the whole configuration for the module to record, and a word when
+            ``--ckpt_path last`` finds nothing to resume: the run then starts fresh."""
             strategy = self.trainer.strategy
             if type(strategy.checkpoint_io) is TorchCheckpointIO:
                 strategy.checkpoint_io = AtomicCheckpointIO()
@@ -121,6 +114,8 @@ def fit_command(argv: Sequence[str] | None) -> int:
             if loggers and loggers[0].save_dir and not any(isinstance(logger, CSVLogger) for logger in loggers):
                 first = loggers[0]  # a local logger (TensorBoard by default): the CSV joins its folder
                 self.trainer.loggers = [*loggers, CSVLogger(first.save_dir, first.name, first.version)]
+            self._dump_config()  # the whole configuration as plain data (Lightning's, for the module's hparams)
+            self.model.run_config = self.config_dump  # recorded in checkpoints and the exported decoder
             config = self.config_init[self.subcommand]
             folder = Path(self.trainer.checkpoint_callback.dirpath)
             if config.get("ckpt_path") == "last" and not (folder / "last.ckpt").is_file():

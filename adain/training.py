@@ -33,6 +33,7 @@ from .atomicfile import atomic_path
 from .checkpoint import FORMAT, DecoderFileError, load_decoder, save_decoder
 from .decoder import ARCH, Decoder
 from .encoder import VGG19Encoder
+from .errors import UsageError
 from .functional import adain
 from .imageio import save_image
 from .losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, style_losses
@@ -84,7 +85,7 @@ class AdaINTraining(L.LightningModule):
     ):
         super().__init__()
         if on_nonfinite not in ("error", "skip"):
-            raise ValueError(f"on_nonfinite must be 'error' or 'skip', got {on_nonfinite!r}")
+            raise UsageError(f"on_nonfinite must be 'error' or 'skip', got {on_nonfinite!r}")
         self.save_hyperparameters()
         self.encoder = VGG19Encoder.load(vgg)
         if init_decoder:
@@ -97,6 +98,8 @@ class AdaINTraining(L.LightningModule):
         self._losses = torch.compile(self.forward) if compile else self.forward
         self._nonfinite: tuple[Tensor, Tensor] | None = None  # (steps skipped, first such step), on the device
         self._nonfinite_reported = 0
+        self.pairs_seen = 0  # content–style pairs trained on over all devices, carried on by checkpoints
+        self.run_config: dict[str, Any] | None = None  # train.py's whole configuration, set by adain.train_cli
 
     def forward(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
         """Decoded images and the loss terms for a batch: (output, total, content, style per layer)."""
@@ -122,6 +125,7 @@ class AdaINTraining(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         content, style = batch
+        self.pairs_seen += content.shape[0] * self.trainer.world_size  # every rank's batch has the same size
         output, loss, loss_c, per_layer = self._losses(content, style)
         loss_s = sum(per_layer.values())
         self.log_dict({"train/loss": loss, "train/content": loss_c, "train/style": loss_s}, prog_bar=True)
@@ -192,15 +196,15 @@ class AdaINTraining(L.LightningModule):
         (steps, pairs seen, data, the whole configuration, date)."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         data = dict(datamodule.hparams) if datamodule is not None else {}
-        pairs = self.global_step * data.get("batch_size", 0) * (self.trainer.world_size if self._trainer is not None else 1)
+        config = self.run_config or {"model": dict(self.hparams), "data": data}  # outside train.py: what the module knows
         return {
             "format": FORMAT,
             "arch": ARCH,
             "encoder": self.encoder.identity,
             "steps": str(self.global_step),
-            "pairs_seen": str(pairs),  # content–style pairs over all devices (skipped steps included)
+            "pairs_seen": str(self.pairs_seen),  # over all devices (skipped steps included)
             "data": json.dumps({k: data[k] for k in ("content_shards", "style_shards") if k in data}),
-            "config": json.dumps({"model": dict(self.hparams), "data": data}, default=str),
+            "config": json.dumps(config, default=str),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
@@ -210,14 +214,22 @@ class AdaINTraining(L.LightningModule):
         checkpoint[METADATA_KEY] = self.training_metadata()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Check the checkpoint was trained on this encoder, then put its weights back for strict loading."""
-        trained_on = checkpoint.get(METADATA_KEY, {}).get("encoder")
-        if trained_on != self.encoder.identity:
+        """Check the checkpoint was trained on this encoder, put its weights back for strict loading,
+        and count on from the pairs it had seen."""
+        meta = checkpoint.get(METADATA_KEY, {})
+        if meta.get("encoder") != self.encoder.identity:
             raise DecoderFileError(
-                f"this checkpoint was trained on encoder {trained_on!r} but --model.vgg {self.hparams.vgg!r} "
+                f"this checkpoint was trained on encoder {meta.get('encoder')!r} but --model.vgg {self.hparams.vgg!r} "
                 f"gives {self.encoder.identity!r}"
             )
         checkpoint["state_dict"].update({f"encoder.{k}": v for k, v in self.encoder.state_dict().items()})
+        self.pairs_seen = int(meta["pairs_seen"]) if "pairs_seen" in meta else self._pairs_in(checkpoint["global_step"])
+
+    def _pairs_in(self, steps: int) -> int:
+        """Pairs in ``steps`` optimizer steps at the present batch size, accumulation and device count:
+        the count of a checkpoint that predates ``pairs_seen`` (exact if none of them changed)."""
+        trainer = self.trainer
+        return steps * trainer.datamodule.hparams.batch_size * trainer.accumulate_grad_batches * trainer.world_size
 
     def on_train_end(self) -> None:
         """Check for skipped updates one last time, then save ``last.ckpt`` at the final step
@@ -270,10 +282,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             os.fsync(f.fileno())
 
     def load_checkpoint(self, path: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
-        """Lightning's loading, with a missing local file as one :class:`DecoderFileError` line."""
-        if "://" not in str(path) and not Path(path).is_file():
+        """Lightning's loading, with a local file that is missing or no checkpoint (an image, a
+        truncated file) as one :class:`DecoderFileError` line, not an unpickling traceback."""
+        if "://" in str(path):
+            return super().load_checkpoint(path, map_location, weights_only)
+        if not Path(path).is_file():
             raise DecoderFileError(f"{path}: no such checkpoint")
-        return super().load_checkpoint(path, map_location, weights_only)
+        try:
+            return super().load_checkpoint(path, map_location, weights_only)
+        except Exception as err:  # torch raises many types for a file that is not a checkpoint
+            raise DecoderFileError(f"{path}: not a train.py checkpoint ({type(err).__name__})") from None
 
 
 class LastCheckpoint(ModelCheckpoint):
@@ -304,7 +322,7 @@ class SigtermDeadline(L.Callback):
 
     def __init__(self, grace_seconds: float = 10.0):
         if not grace_seconds > 0:
-            raise ValueError(f"grace_seconds must be positive, got {grace_seconds}")
+            raise UsageError(f"grace_seconds must be positive, got {grace_seconds}")
         self.grace_seconds = grace_seconds
         self._active = False
         self._deadline: float | None = None
@@ -357,28 +375,33 @@ class SigtermDeadline(L.Callback):
 
 
 class ImagesPerSecond(L.Callback):
-    """Logs ``train/steps_per_sec`` and ``train/pairs_per_sec`` (content–style pairs per second over
-    all devices) every ``log_every_n_steps``, averaged since the last time.
+    """Logs ``train/steps_per_sec`` (optimizer steps per second; with gradient accumulation each
+    step takes ``accumulate_grad_batches`` batches) and ``train/pairs_per_sec`` (content–style pairs
+    per second over all devices) every ``log_every_n_steps`` steps, averaged since the last time.
 
     It waits for the GPU only then: Lightning's ThroughputMonitor synchronises after every step,
     which would cost a fast loop the overlap of its CPU and GPU work.
     """
 
     def __init__(self) -> None:
-        self._since: tuple[float, int] | None = None  # (time, global step) of the last measurement
+        self._since: tuple[float, int, int] | None = None  # (time, global step, pairs seen) of the last measurement
+        self._step = 0  # the global step after the last batch: a batch that changes it ends an optimizer step
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: AdaINTraining) -> None:
+        self._step = trainer.global_step  # where a resumed run starts
 
     def on_train_batch_end(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
+        self, trainer: L.Trainer, pl_module: AdaINTraining, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        step = trainer.global_step
-        if step % trainer.log_every_n_steps:
+        step, previous, self._step = trainer.global_step, self._step, trainer.global_step
+        if step == previous or step % trainer.log_every_n_steps:  # measured only where an optimizer step ends
             return
         if pl_module.device.type == "cuda":
             torch.cuda.synchronize(pl_module.device)
         now = time.perf_counter()
-        if self._since is not None and step > self._since[1]:
-            steps, seconds = step - self._since[1], now - self._since[0]
-            pairs = steps * batch[0].shape[0] * trainer.world_size
+        if self._since is not None:
+            seconds = now - self._since[0]
+            steps, pairs = step - self._since[1], pl_module.pairs_seen - self._since[2]
             rates = {"train/steps_per_sec": steps / seconds, "train/pairs_per_sec": pairs / seconds}
             pl_module.log_dict(rates, rank_zero_only=True)
-        self._since = (now, step)
+        self._since = (now, step, pl_module.pairs_seen)

@@ -4,7 +4,7 @@
 
 writes ``/data/shards/coco-000000.tar, coco-000001.tar, …`` and the index
 ``/data/shards/coco.json`` (shard names, sample counts, the brace pattern to pass to
-``train.py``). Each image is oriented (EXIF) and resized so its shorter side is ``--short-side``
+``train.py``, a fingerprint of the files packed). Each image is oriented (EXIF) and resized so its shorter side is ``--short-side``
 (never upscaled unless ``--upscale``). An image that needs no change (an RGB JPEG, PNG or WebP
 no larger, without EXIF rotation) keeps its own bytes, so small WebP files stay small and
 nothing is compressed twice; the others are re-encoded as JPEG. A sample is
@@ -20,6 +20,7 @@ re-run replaces old shards atomically and an interrupted run leaves no partial t
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -66,6 +67,7 @@ class Summary:
     skipped: list[str] = field(default_factory=list)
     ignored: int = 0
     excluded: int = 0  # files left out by --exclude
+    fingerprint: str = ""  # of the files packed, see fingerprint()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,6 +88,21 @@ def find_images(root: Path) -> tuple[list[Path], int]:
     files = sorted(p for p in root.rglob("*") if p.is_file())
     images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
     return images, len(files) - len(images)
+
+
+def leave_out(paths: Sequence[Path], root: Path, excluded: set[str]) -> list[Path]:
+    """``paths`` except those whose path relative to ``root`` is in ``excluded``."""
+    return [p for p in paths if p.relative_to(root).as_posix() not in excluded]
+
+
+def fingerprint(paths: Sequence[Path], root: Path) -> str:
+    """A digest of the files to pack as they are now (paths relative to ``root``, sizes, modification
+    times), recorded in the index: ``train_from_folders.py`` reuses shards only while it still matches."""
+    digest = hashlib.sha256()
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def read_list(path: Path) -> set[str]:
@@ -109,9 +126,9 @@ def encode(path: Path, root: Path, short_side: int, upscale: bool, quality: int)
     try:
         img = open_image(path, short_side=short_side)
         side = short_side if upscale or min(img.size) > short_side else 0
+        rgb = prepare_image(img, side, max_pixels=MAX_INPUT_PIXELS, name=path).rgb  # refuses images too small to use
         if side == 0 and (ext := kept_field(path)):
             return Encoded(source, path.read_bytes(), ext, img.width, img.height)
-        rgb = prepare_image(img, side, max_pixels=MAX_INPUT_PIXELS, name=path).rgb
     except ImageError as err:
         return Encoded(source, error=str(err))
     height, width = rgb.shape[-2:]
@@ -216,6 +233,7 @@ def write_index(prefix: Path, summary: Summary, args: argparse.Namespace) -> Pat
         "shards": summary.shards,
         "skipped": len(summary.skipped),
         "excluded": summary.excluded,
+        "fingerprint": summary.fingerprint,
         "skipped_files": summary.skipped,
         "source": str(args.input_dir.resolve()),
         "short_side": args.short_side,
@@ -246,19 +264,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     check_args(args, parser)
     prefix = args.output_prefix.resolve()
-    paths, ignored = find_images(args.input_dir)
-    excluded = read_list(args.exclude) if args.exclude else set()
-    kept = [p for p in paths if p.relative_to(args.input_dir).as_posix() not in excluded]
-    excluded_count, paths = len(paths) - len(kept), kept
+    found, ignored = find_images(args.input_dir)
+    paths = leave_out(found, args.input_dir, read_list(args.exclude) if args.exclude else set())
+    excluded_count = len(found) - len(paths)
     if not paths:
-        print(f"error: {args.input_dir}: no images ({', '.join(IMAGE_EXTENSIONS)}) found", file=sys.stderr)
+        why = f"all {len(found)} images are listed in {args.exclude}" if found else f"no images ({', '.join(IMAGE_EXTENSIONS)}) found"
+        print(f"error: {args.input_dir}: {why}", file=sys.stderr)
         return 1
     try:
         prefix.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         print(f"error: {prefix.parent}: cannot create ({err.strerror or err})", file=sys.stderr)
         return 1
-    summary = Summary(ignored=ignored, excluded=excluded_count)
+    summary = Summary(ignored=ignored, excluded=excluded_count, fingerprint=fingerprint(paths, args.input_dir))
     try:
         write_shards(encode_all(paths, args.input_dir, args), prefix, args.shard_size, summary)
     except OSError as err:  # disk full, permissions: shards finished so far stay whole

@@ -4,10 +4,11 @@
         -- --trainer.precision bf16-mixed --trainer.max_time 00:01:00:00
 
 1. **Validation split.** About 5 % of the contents and 10 % of the styles are held out by a hash of
-   their names (:mod:`adain.split`), listed in ``OUT/validation.txt`` and linked under
-   ``OUT/validation/{content,style}/``. Training never sees them.
+   their names (:mod:`adain.split`; a name held out is held out in every subfolder), listed in
+   ``OUT/validation.txt`` and linked under ``OUT/validation/{content,style}/`` (``sub/a.jpg`` as
+   ``sub%2Fa.jpg``). Training never sees them.
 2. **Shards** of the rest, ``OUT/shards/{content,style}-NNNNNN.tar`` (``scripts/make_shards.py``,
-   images at most ``--short-side`` px, never enlarged); reused when they are up to date.
+   images at most ``--short-side`` px, never enlarged); reused while no file was added, removed or changed.
 3. **Training**: ``train.py fit`` with ``--config`` (default ``configs/adain.yaml``) in ``OUT``, with
    ``data.load_size 0`` (the shards already hold the images at their working size, so nothing is
    enlarged except images under the crop size) and resuming from ``OUT/checkpoints/last.ckpt``
@@ -31,7 +32,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from make_shards import find_images
+from make_shards import find_images, fingerprint, leave_out
 
 from adain.atomicfile import atomic_path
 from adain.commandline import run_main
@@ -61,17 +62,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def split(folder: Path, images: list[Path], kind: str, out: Path) -> list[str]:
-    """The held-out ones of ``folder``'s ``images`` (paths relative to it), linked flat under
-    ``out/validation/kind/``."""
-    names = {p.name: p for p in images}
-    held = validation_names(names, VALIDATION_FRACTION[kind])
+    """The held-out ones of ``folder``'s ``images`` as paths relative to it: every file whose name is
+    held out, in whichever subfolder, linked flat under ``out/validation/kind/`` (see :func:`link_name`)."""
+    paths = {p.relative_to(folder).as_posix(): p for p in images}
+    held = validation_names(paths, VALIDATION_FRACTION[kind])  # by each file's name, so subfolders do not count
     links = out / "validation" / kind
     links.mkdir(parents=True, exist_ok=True)
     for stale in links.iterdir():
         stale.unlink()
-    for name in held:
-        (links / name).symlink_to(names[name].resolve())
-    return [names[name].relative_to(folder).as_posix() for name in held]
+    for relative in held:
+        (links / link_name(relative)).symlink_to(paths[relative].resolve())
+    return held
+
+
+def link_name(relative: str) -> str:
+    """A file name of its own for each relative path: the path with ``/`` written ``%2F`` (and ``%``
+    as ``%25``), so files of one name in two subfolders get two links; a file at the top keeps its name."""
+    return relative.replace("%", "%25").replace("/", "%2F")
 
 
 def write_list(path: Path, held: dict[str, list[str]]) -> None:
@@ -81,23 +88,22 @@ def write_list(path: Path, held: dict[str, list[str]]) -> None:
         Path(tmp).write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
 
 
-def shards_current(index: Path, folder: Path, images: int, short_side: int, excluded: int) -> bool:
-    """Whether ``index`` (a make_shards index) was made from ``folder`` as it is now (``images``
-    files), at ``short_side``."""
+def shards_current(index: Path, folder: Path, kept: list[Path], short_side: int) -> bool:
+    """Whether ``index`` (a make_shards index) was made at ``short_side`` from exactly the files
+    ``kept`` of ``folder``, as they are now (names, sizes, modification times)."""
     if not index.is_file():
         return False
     meta = json.loads(index.read_text())
-    counted = meta.get("samples", 0) + meta.get("skipped", 0) + meta.get("excluded", 0)
-    return (meta.get("source"), meta.get("short_side"), meta.get("excluded"), counted) == (
-        str(folder.resolve()), short_side, excluded, images
+    return (meta.get("source"), meta.get("short_side"), meta.get("fingerprint")) == (
+        str(folder), short_side, fingerprint(kept, folder)
     )
 
 
-def shard(folder: Path, images: int, kind: str, out: Path, exclude: list[str], short_side: int) -> tuple[list[str], Path]:
-    """The make_shards command for one folder (empty when its shards are current) and their index."""
+def shard(folder: Path, images: list[Path], kind: str, out: Path, exclude: list[str], short_side: int) -> tuple[list[str], Path]:
+    """The make_shards command for one folder (absolute; empty when its shards are current) and their index."""
     prefix = out / "shards" / kind
     index = prefix.parent / f"{kind}.json"
-    if shards_current(index, folder, images, short_side, len(exclude)):
+    if shards_current(index, folder, leave_out(images, folder, set(exclude)), short_side):
         return [], index
     listing = out / "validation" / f"{kind}.txt"
     listing.write_text("".join(f"{name}\n" for name in exclude), encoding="utf-8")
@@ -106,9 +112,10 @@ def shard(folder: Path, images: int, kind: str, out: Path, exclude: list[str], s
 
 
 def run(command: Sequence[str]) -> int:
-    """Print ``command``, run it from the repository root, return its exit status."""
+    """Print ``command``, run it in this folder (where relative paths of the command line and of
+    ``TRAIN_ARGS`` lie), return its exit status."""
     print(f"$ {shlex.join(command)}", file=sys.stderr, flush=True)
-    return subprocess.run(command, cwd=ROOT, check=False).returncode
+    return subprocess.run(command, check=False).returncode
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,19 +129,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
 
-    images = {kind: find_images(getattr(args, kind))[0] for kind in KINDS}
-    held = {kind: split(getattr(args, kind), images[kind], kind, out) for kind in KINDS}
+    folders = {kind: getattr(args, kind).resolve() for kind in KINDS}
+    images = {kind: find_images(folders[kind])[0] for kind in KINDS}
+    held = {kind: split(folders[kind], images[kind], kind, out) for kind in KINDS}
     write_list(out / "validation.txt", held)
     print("held out for validation: " + ", ".join(f"{len(v)} {k}" for k, v in held.items()), file=sys.stderr)
 
     patterns = {}
     for kind in KINDS:
-        command, index = shard(getattr(args, kind), len(images[kind]), kind, out, held[kind], args.short_side)
+        command, index = shard(folders[kind], images[kind], kind, out, held[kind], args.short_side)
         if command and (status := run(command)):
             return status
         patterns[kind] = str(index.parent / json.loads(index.read_text())["pattern"])
 
-    configs = [c for config in args.config or ["configs/adain.yaml"] for c in ("--config", config)]
+    configs = [c for config in args.config or [str(ROOT / "configs" / "adain.yaml")] for c in ("--config", config)]
     data = ["--data.content_shards", patterns["content"], "--data.style_shards", patterns["style"], "--data.load_size", "0"]
     train = [sys.executable, "-m", "adain.train_cli", "fit", *configs, *data, "--trainer.default_root_dir", str(out)]
     if status := run([*train, "--ckpt_path", "last", *args.train_args]):

@@ -186,3 +186,20 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, capsys):
     assert make_shards.main([str(tmp_path / "text"), str(tmp_path / "out" / "set"), "--workers", "1"]) == 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: none of the 1 image files in {tmp_path / 'text'} could be read"
     assert not any((tmp_path / "out").iterdir())
+
+
+def test_when_the_list_excludes_every_image_the_error_says_so(tmp_path: Path, capsys):
+    write_images(tmp_path / "in", 2)
+    (tmp_path / "all.txt").write_text("img000.jpg\nimg001.jpg\n")
+    args = [str(tmp_path / "in"), str(tmp_path / "s"), "--exclude", str(tmp_path / "all.txt"), "--workers", "1"]
+    assert make_shards.main(args) == 1
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'in'}: all 2 images are listed in {tmp_path / 'all.txt'}"
+
+
+def test_an_image_too_small_to_train_on_is_skipped_even_when_it_needs_no_change(tmp_path: Path, capsys):
+    write_images(tmp_path / "in", 1, (64, 48))
+    write_images(tmp_path / "in", 1, (6, 6), prefix="tiny")  # an RGB JPEG no larger than --short-side: kept bytes before
+    assert make_shards.main([str(tmp_path / "in"), str(tmp_path / "s"), "--short-side", "48", "--workers", "1"]) == 0
+    assert "tiny000.jpg: too small (6×6 pixels" in capsys.readouterr().err
+    index = json.loads((tmp_path / "s.json").read_text())
+    assert (index["samples"], index["skipped"]) == (1, 1)

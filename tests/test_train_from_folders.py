@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
-from test_shards import write_images
+from test_shards import make_shards, write_images
 
-from adain.split import VALIDATION_FRACTION, validation_names
+from adain.split import VALIDATION_FRACTION, held_out, validation_names
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+_spec = importlib.util.spec_from_file_location("train_from_folders", ROOT / "scripts" / "train_from_folders.py")
+train_from_folders = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(train_from_folders)  # its `from make_shards import …` finds test_shards' module
 
 
-def recipe(*args: str) -> subprocess.CompletedProcess:
+def recipe(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     command = [sys.executable, str(ROOT / "scripts" / "train_from_folders.py"), *args]
-    return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300, cwd=ROOT, check=False)
+    return subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=300, cwd=cwd, check=False)
 
 
 def test_one_command_splits_shards_trains_exports_and_evaluates(tmp_path: Path):
@@ -61,3 +66,43 @@ def test_missing_folders_are_usage_errors(tmp_path: Path):
     proc = recipe("--content", str(tmp_path / "none"), "--style", str(tmp_path), "--out", str(tmp_path / "run"))
     assert proc.returncode == 2 and proc.stderr.strip().endswith(f"{tmp_path / 'none'}: no such folder")
     assert not (tmp_path / "run").exists()
+
+
+def test_relative_paths_are_the_callers_wherever_it_runs(tmp_path: Path):
+    """Folders, --out and --config relative to the folder the recipe runs in, not to the checkout:
+    the split, both shard sets and train.py's parsing of the config (a step count that trains
+    nothing then stops it, before any training)."""
+    write_images(tmp_path / "c", 3, seed=5)
+    write_images(tmp_path / "s", 3, seed=6)
+    shutil.copy(ROOT / "configs" / "smoke.yaml", tmp_path / "mine.yaml")
+    proc = recipe("--content", "c", "--style", "s", "--out", "o", "--config", "mine.yaml", "--", "--trainer.max_steps", "0", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: --trainer.max_steps 0 trains nothing")
+    assert all(json.loads((tmp_path / "o" / "shards" / f"{kind}.json").read_text())["samples"] == 3 for kind in ("content", "style"))
+
+
+def test_a_held_out_name_is_held_out_in_every_subfolder(tmp_path: Path):
+    name = "n04501370_turnstile.webp"
+    assert held_out(name, VALIDATION_FRACTION["content"])
+    folder, out = tmp_path / "content", tmp_path / "run"
+    for path in (f"a/{name}", f"b/{name}", "a/kept.webp"):
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(path.encode())  # split and shard() only look at names
+    images = make_shards.find_images(folder)[0]
+    held = train_from_folders.split(folder, images, "content", out)
+    assert held == [f"a/{name}", f"b/{name}"]
+    links = {p.name: p.read_bytes() for p in (out / "validation" / "content").iterdir()}
+    assert links == {f"a%2F{name}": f"a/{name}".encode(), f"b%2F{name}": f"b/{name}".encode()}  # one link each
+    command, _ = train_from_folders.shard(folder, images, "content", out, held, 512)
+    listing = Path(command[command.index("--exclude") + 1]).read_text().split()
+    assert listing == held  # both left out of the training shards
+
+
+def test_shards_are_made_again_when_a_file_changes(tmp_path: Path):
+    folder, out = tmp_path / "content", tmp_path / "run"
+    images = write_images(folder, 3, seed=1)
+    (out / "validation").mkdir(parents=True)
+    command, _ = train_from_folders.shard(folder, images, "content", out, [], 48)
+    assert make_shards.main(command[2:]) == 0
+    assert train_from_folders.shard(folder, images, "content", out, [], 48)[0] == []  # current: reused
+    write_images(folder, 1, (40, 40), seed=2)  # same names and count, another picture
+    assert train_from_folders.shard(folder, images, "content", out, [], 48)[0] == command
