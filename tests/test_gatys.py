@@ -246,3 +246,28 @@ def test_yaml_mirrors_the_defaults(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump({"steps": 10, "stepz": 3}))
     with pytest.raises(ValueError, match="stepz"):
         load_config(tmp_path / "bad.yaml")
+
+
+def test_a_config_file_keeps_the_other_step_sizes_and_reads_1e6_as_a_number(tmp_path):
+    (tmp_path / "mine.yaml").write_text("learning_rates: {adam: 0.1}\nstyle_weight: 1e6\nlayer_weights: [2e-1, 1, 1, 1, 1]\n")
+    config = load_config(tmp_path / "mine.yaml")
+    assert (config.lr("lbfgs"), config.lr("adam")) == (DEFAULTS.lr("lbfgs"), 0.1)  # the default optimiser keeps its rate
+    assert config.style_weight == 1e6 and config.layer_weights == (0.2, 1, 1, 1, 1)
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"learning_rates": {"adam": 0.1}}, "learning_rates has no step size for the optimizer 'lbfgs'"),
+        ({"learning_rates": {"sgd": 0.1, "lbfgs": 1.0}}, "learning_rates must map optimizers"),
+        ({"style_layers": "relu1_1"}, "style_layers must be a list of VGG19 layers, got 'relu1_1'"),
+        ({"content_layer": "conv4_2"}, r"unknown or no VGG19 layers \['conv4_2'\]"),
+        ({"style_layers": ()}, r"unknown or no VGG19 layers \[\]"),
+        ({"layer_weights": 1.0}, "one finite, non-negative weight per style layer"),
+        ({"layer_weights": ("1",) * 5}, "one finite, non-negative weight per style layer"),
+        ({"steps": 2.5}, "steps must be >= 0"),
+    ],
+)
+def test_impossible_settings_are_refused_when_the_config_is_made(settings, message):
+    with pytest.raises(ValueError, match=message):
+        GatysConfig(**settings)

@@ -119,8 +119,16 @@ def test_a_config_file_sets_the_defaults_layers_included_and_flags_override_it(t
 
 @pytest.mark.parametrize(
     "text, message",
-    [("stepz: 3\n", "unknown Gatys settings ['stepz']"), (None, "No such file"), ("steps: [\n", "--config")],
-    ids=["unknown-key", "missing", "not-yaml"],
+    [
+        ("stepz: 3\n", "unknown Gatys settings ['stepz']"),
+        (None, "No such file"),
+        ("steps: [\n", "--config"),
+        ("style_layers: relu1_1\n", "style_layers must be a list of VGG19 layers, got 'relu1_1'"),
+        ("style_layers: [relu1_1, relu9_1]\n", "unknown or no VGG19 layers ['relu9_1']"),
+        ("layer_weights: [1.0, 2.0]\n", "one finite, non-negative weight per style layer (5), got (1.0, 2.0)"),
+        ("optimizer: adam\nlearning_rates: {adma: 0.1}\n", "learning_rates must map optimizers"),
+    ],
+    ids=["unknown-key", "missing", "not-yaml", "bare-layer", "unknown-layer", "weights-per-layer", "unknown-optimizer"],
 )
 def test_a_bad_config_file_exits_2_with_one_line(tmp_path, capsys, text, message):
     config = tmp_path / "bad.yaml"
@@ -130,6 +138,16 @@ def test_a_bad_config_file_exits_2_with_one_line(tmp_path, capsys, text, message
         infer.main(["--method", "gatys", "--config", str(config), "--content", "c.png", "--style", "s.png"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and message in err and "Traceback" not in err
+
+
+def test_a_config_file_with_one_step_size_and_1e6_runs(tmp_path):
+    """Only Adam's step size given, the default L-BFGS runs with its own; ``1e6`` is a number."""
+    config = tmp_path / "mine.yaml"
+    config.write_text("learning_rates: {adam: 0.1}\nstyle_weight: 1e6\nstyle_layers: [relu1_1]\ncontent_layer: relu1_1\n")
+    content, style = make_image(tmp_path / "c.png", (40, 32)), make_image(tmp_path / "s.png", seed=1)
+    out = tmp_path / "o.png"
+    assert gatys("--config", str(config), "--steps", "1", "--content", str(content), "--style", str(style), "--output", str(out)) == 0
+    assert out.is_file()
 
 
 def test_config_applies_only_to_gatys(capsys):
