@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 DISTRIBUTION = "adain-style"  # the name in pyproject.toml
 
+MIN_SIDE = 8  # px: a smaller image holds no picture to stylise: refused, not silently enlarged; no size may ask for less
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")  # what is read from folders
 OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP"}  # extension → Pillow format
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")  # contents read as clips
@@ -67,12 +68,14 @@ def model_options(args: argparse.Namespace) -> dict[str, object]:
 
 
 def normalise_weights(weights: Sequence[float] | None, count: int) -> list[float]:
-    """Blend weights scaled to sum 1; equal weights when ``None``."""
+    """Blend weights scaled to sum 1; equal weights when ``None``; ValueError for a wrong count, or
+    weights that are negative, not finite or all zero."""
     if weights is None:
         return [1.0 / count] * count
     if len(weights) != count:
         raise ValueError(f"{len(weights)} style weights for {count} styles")
-    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or max(weights) <= 0:
         raise ValueError(f"style weights must be finite, non-negative and not all zero, got {list(weights)}")
-    total = float(sum(weights))
-    return [w / total for w in weights]
+    top = float(max(weights))  # divided by first, so that the sum cannot overflow (2 × 1e308) to inf
+    total = sum(w / top for w in weights)
+    return [w / top / total for w in weights]

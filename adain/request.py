@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .options import PRESERVE_COLOR, normalise_weights
+from .options import MIN_SIDE, PRESERVE_COLOR, normalise_weights
+
+
+def real_path(path: str | os.PathLike) -> Path:
+    """``path`` made absolute with its symbolic links followed as far as they lead: what tells that
+    two names are one file. Unlike ``Path.resolve``, never raises (a link loop ends the walk), so a
+    bad path is reported where it is read, on its own line."""
+    return Path(os.path.realpath(path))
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,7 @@ class ImageSource:
     def key(self) -> str:
         """Identifies the image for caching its style code: the file's path, or the bytes' SHA-256."""
         if isinstance(self.data, Path):
-            return f"file:{self.data.resolve()}"
+            return f"file:{real_path(self.data)}"
         return f"sha256:{hashlib.sha256(self.data).hexdigest()}"
 
 
@@ -78,10 +85,13 @@ def check_max_tile(max_tile: int) -> None:
 
 
 def check_sizes(**sizes: int) -> None:
-    """ValueError unless every size (a shorter side in px; 0: off or kept) is >= 0."""
+    """ValueError unless every size (a shorter side in px) is 0 (off, or the image's own) or at least
+    ``MIN_SIDE``, the smallest image read."""
     for name, size in sizes.items():
         if size < 0:
             raise ValueError(f"{name} must be >= 0, got {size}")
+        if 0 < size < MIN_SIDE:
+            raise ValueError(f"{name} must be 0 or at least {MIN_SIDE} px, got {size}")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import torch
 from adain.checkpoint import read_metadata
 from adain.decoder import Decoder
 from adain.errors import ImageError, one_line
-from adain.imageio import open_image
+from adain.imageio import check_min_side, open_image
 from adain.options import IMAGE_EXTENSIONS
 
 RANDOM = "random"  # --decoder value: an untrained, seeded decoder (unless a file has that name)
@@ -33,11 +33,12 @@ def image_files(path: Path) -> list[Path]:
 
 
 def readable(paths: list[Path], kind: str) -> tuple[list[Path], list[str]]:
-    """The images that open, and a one-line reason for each that does not; ValueError if none opens."""
+    """The images that open and are large enough to be read (what :func:`adain.imageio.load_image`
+    refuses at any size), and a one-line reason for each of the others; ValueError if none is left."""
     good, bad = [], []
     for path in paths:
         try:
-            open_image(path)
+            check_min_side(*open_image(path).size, path)
         except ImageError as err:
             bad.append(one_line(err))
         else:

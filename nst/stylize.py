@@ -37,7 +37,7 @@ from adain.options import (
     add_version,
     model_options,
 )
-from adain.request import DEFAULT_MAX_TILE, ImageSource, Request
+from adain.request import DEFAULT_MAX_TILE, ImageSource, Request, real_path
 from gatys.config import DEFAULTS as GATYS
 from gatys.config import INITS, OPTIMIZERS, load_config
 from gatys.config import PRECISIONS as GATYS_PRECISIONS
@@ -162,18 +162,25 @@ def is_video(path: Path) -> bool:
 
 
 def expand(items: Sequence[str], extensions: Sequence[str] = IMAGE_EXTENSIONS) -> tuple[list[Path], list[str]]:
-    """Files as given and those inside folders with one of ``extensions`` (sorted); plus errors for empty folders."""
+    """Files as given and the entries of folders named with one of ``extensions`` (sorted); plus an
+    error for each folder that is empty or cannot be listed. Nothing else is checked here: a path
+    that is no readable file (missing, behind a folder without permission, a dangling or looping
+    link, a subfolder called x.jpg) is named on its own line when it is read, and the rest are done."""
     paths, errors = [], []
     for item in items:
         path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in extensions and p.is_file())
-            if not found:
-                kind = "images" if extensions == IMAGE_EXTENSIONS else "images or videos"
-                errors.append(f"{path}: folder has no {kind} ({', '.join(extensions)})")
-            paths += found
-        else:
+        if not os.path.isdir(path):  # never raises: an unreachable path is read, and reported, as a file
             paths.append(path)
+            continue
+        try:
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in extensions)
+        except OSError as err:
+            errors.append(f"{path}: cannot list the folder ({err.strerror or err})")
+            continue
+        if not found:
+            kind = "images" if extensions == IMAGE_EXTENSIONS else "images or videos"
+            errors.append(f"{path}: folder has no {kind} ({', '.join(extensions)})")
+        paths += found
     return paths, errors
 
 
@@ -215,23 +222,59 @@ def request_for(job: Job, args: argparse.Namespace) -> Request:
     )
 
 
-def output_errors(jobs: list[Job]) -> list[str]:
+def snapshot_path(output: Path, step: int, steps: int) -> Path:
+    """Where ``--save-every`` puts the image after ``step`` of ``steps``: ``<output>_step<k>``, k zero-padded."""
+    return output.with_name(f"{output.stem}_step{step:0{len(str(steps))}d}{output.suffix}")
+
+
+def written(job: Job, args: argparse.Namespace) -> list[Path]:
+    """Every file a job writes: its output and, with ``--save-every``, the Gatys snapshots."""
+    every = args.save_every or 0
+    steps = range(every, args.gatys.steps + 1, every) if every else ()
+    return [job.output, *(snapshot_path(job.output, step, args.gatys.steps) for step in steps)]
+
+
+def output_errors(jobs: list[Job], args: argparse.Namespace) -> list[str]:
     """Outputs that cannot be written, found before any model is loaded: a format that cannot
-    hold the content (an image as .mp4, a video as .png, a .gif), or a folder that cannot be
-    made or written."""
+    hold the content (an image as .mp4, a video as .png, a .gif), a folder where a file would go,
+    or a folder that cannot be made or written."""
     errors = []
     for job in jobs:
         video = is_video(job.content)
+        kind = "a video" if video else "an image"
         formats = VIDEO_OUTPUTS if video else tuple(OUTPUT_FORMATS)
         if job.output.suffix.lower() not in formats:
-            errors.append(f"{job.output}: cannot write {'a video' if video else 'an image'} there; use one of {', '.join(sorted(formats))}")
+            errors.append(f"{job.output}: cannot write {kind} there; use one of {', '.join(sorted(formats))}")
+        errors += [f"{path}: is a folder; cannot write {kind} there" for path in written(job, args) if os.path.isdir(path)]
     for folder in sorted({job.output.parent for job in jobs}):
-        existing = next(p for p in (folder, *folder.parents) if p.exists())
-        if not existing.is_dir():
+        existing = next(p for p in (folder, *folder.parents) if os.path.exists(p))  # os.path's never raise
+        if not os.path.isdir(existing):
             errors.append(f"{folder}: cannot write outputs there: {existing} is a file, not a folder")
         elif not os.access(existing, os.W_OK | os.X_OK):
             errors.append(f"{folder}: cannot write outputs there: {existing} is not writable")
     return errors
+
+
+def check_job(job: Job, args: argparse.Namespace, inputs: set[Path]) -> None:
+    """:class:`ImageError` for what would otherwise fail only once the job is rendered: a file it
+    writes that is one of the inputs, an image larger than its output format holds, a mask not
+    shaped like the content (named by its file). Reads image headers only."""
+    from adain.functional import check_mask_shape
+    from adain.imageio import check_output_size, planned_size
+
+    for path in written(job, args):
+        if real_path(path) in inputs:
+            raise ImageError(path, "refusing to overwrite an input file")
+    if is_video(job.content):
+        return
+    width, height = planned_size(job.content, args.content_size, args.crop)
+    check_output_size(job.output, width, height)
+    if args.mask is not None:
+        mask_width, mask_height = planned_size(args.mask, args.content_size, args.crop)
+        try:
+            check_mask_shape((mask_height, mask_width), (height, width))
+        except ValueError as err:
+            raise ImageError(args.mask, str(err)) from None
 
 
 def remembered(cache: dict[str, T | ImageError], key: str, make: Callable[[], T]) -> T:
@@ -308,8 +351,7 @@ class GatysRenderer:
         ]
 
         def save_snapshot(step: int, image: Tensor) -> None:
-            name = f"{job.output.stem}_step{step:0{len(str(a.gatys.steps))}d}{job.output.suffix}"
-            save_image(image, job.output.with_name(name), alpha=content.alpha)
+            save_image(image, snapshot_path(job.output, step, a.gatys.steps), alpha=content.alpha)
 
         result = stylize(
             content.rgb, styles, a.gatys, style_weights=request.style_weights, preserve_color=request.preserve_color,
@@ -330,8 +372,7 @@ def run(jobs: list[tuple[Job, Request]], render: Callable, args: argparse.Namesp
     failures, reported = 0, set()
     for job, request in tqdm(jobs, desc="stylising", unit="img", disable=args.quiet or len(jobs) < 2):
         try:
-            if job.output.resolve() in inputs:
-                raise ImageError(job.output, "refusing to overwrite an input file")
+            check_job(job, args, inputs)
             if is_video(job.content):
                 summary = render.video(request, job)
                 if not args.quiet:
@@ -366,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not jobs:  # every content or every style folder was empty: nothing to load a model for
         print("error: nothing to stylise", file=sys.stderr)
         return 1
-    blocked = output_errors(jobs)
+    blocked = output_errors(jobs, args)
     for message in blocked:
         print(f"error: {message}", file=sys.stderr)
     if blocked:
@@ -376,11 +417,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ImageError, ValueError, OSError) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
-    inputs = {p.resolve() for p in contents + styles + ([args.mask] if args.mask else [])}
+    inputs = {real_path(p) for p in contents + styles + ([args.mask] if args.mask else [])}
     failed = run(list(zip(jobs, requests)), render, args, inputs)
     skipped = len(content_errors) + len(style_errors)
     if failed or skipped:
-        empty = f", {skipped} folder{'s' * (skipped != 1)} without images" if skipped else ""
+        empty = f", {skipped} folder{'s' * (skipped != 1)} empty or unreadable" if skipped else ""
         print(f"{len(jobs) - failed} of {len(jobs)} outputs written; {failed} failed{empty}", file=sys.stderr)
     elif not args.quiet:
         where = args.output if args.output is not None else args.output_dir

@@ -1,5 +1,6 @@
 """infer.py end to end with a small untrained decoder: outputs, naming, flags and every bad input."""
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -11,6 +12,7 @@ from conftest import make_image
 from PIL import Image
 
 import nst.stylize as infer
+from adain.options import normalise_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,7 +82,7 @@ def test_mask_with_two_styles(tmp_path, images, decoder_file, capsys):
 
     Image.fromarray(np.zeros((64, 64), np.uint8)).save(mask)  # square: it would be stretched
     assert run([*args[:-1], tmp_path / "stretched.png"], decoder_file) == 1
-    assert "error: the mask is 32×32 px and the content 38×32 px: their aspect ratios differ" in capsys.readouterr().err
+    assert f"error: {mask}: the mask is 32×32 px and the content 38×32 px: their aspect ratios differ" in capsys.readouterr().err
     assert not (tmp_path / "stretched.png").exists()
 
 
@@ -125,7 +127,7 @@ def test_bad_inputs_are_reported_and_the_rest_are_done(tmp_path, images, decoder
                          ("noimages", "folder has no images")]:  # fmt: skip
         line = next(line for line in err.splitlines() if name in line)
         assert line.startswith("error: ") and reason in line
-    assert "1 of 5 outputs written; 4 failed, 1 folder without images" in err
+    assert "1 of 5 outputs written; 4 failed, 1 folder empty or unreadable" in err
     assert "Traceback" not in err
 
 
@@ -200,6 +202,7 @@ def test_never_overwrites_an_input(tmp_path, images, decoder_file, capsys):
         (["--mask", "m.png", "--style-weights", "1", "1"], "a mask needs exactly two styles and no style weights"),
         (["--output", "x.png"], "--output names one file but there are 2 outputs"),
         (["--content-size", "-3"], "must be >= 0"),
+        (["--style-size", "7"], "style_size must be 0 or at least 8 px, got 7"),
     ],
 )
 def test_impossible_flags_exit_2_with_usage(images, decoder_file, capsys, extra, message):
@@ -299,7 +302,103 @@ def test_look_size_stylises_small_and_upsamples_guided_by_the_content(tmp_path, 
     assert run([*common, "--output", tmp_path / "look.png", "--look-size", "48"], decoder_file, "--content-size", "96") == 0
     assert seen == [(67, 48)] and Image.open(tmp_path / "look.png").size == (96, 134)
     for flags, message in ((["--look-size", "-1"], "look_size must be >= 0, got -1"),
+                           (["--look-size", "4"], "look_size must be 0 or at least 8 px, got 4"),
                            (["--method", "gatys", "--look-size", "64"], "--look-size applies only to --method adain")):  # fmt: skip
         with pytest.raises(SystemExit):
             run([*common, *flags], decoder_file)
         assert message in capsys.readouterr().err
+
+
+def test_symlink_loops_fail_only_their_outputs(tmp_path, images, decoder_file, capsys):
+    loop = tmp_path / "loop.jpg"
+    loop.symlink_to(loop)
+    out = tmp_path / "out"
+    for role, extra in (("style", []), ("content", []), ("mask", ["--mask", loop])):
+        contents = [images["c1"], images["c2"], *([loop] if role == "content" else [])]
+        styles = [images["s1"], *([loop] if role != "content" else [])]
+        code = run(["--content", *contents, "--style", *styles, "--output-dir", out / role, *extra], decoder_file)
+        err = capsys.readouterr().err
+        assert code == 1 and f"error: {loop}: cannot read (Too many levels of symbolic links)" in err.splitlines()
+    assert files(out / "style") == ["cat_stylized_wave.jpg", "dog_stylized_wave.png"]
+    assert files(out / "content") == ["cat_stylized_wave.jpg", "dog_stylized_wave.png"]
+    assert files(out / "mask") == []  # the mask is every output's
+
+
+def test_an_unreadable_folder_fails_only_its_images(tmp_path, images, decoder_file, capsys, monkeypatch):
+    hidden = tmp_path / "nox"
+    make_image(hidden / "a.jpg")
+    stat, listdir = os.stat, os.listdir
+
+    def inside(path) -> bool:
+        return str(path).startswith(str(hidden) + os.sep)
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    # what chmod 000 does for anyone but root: the folder can be neither listed nor looked into
+    monkeypatch.setattr(os, "stat", lambda path, *a, **k: denied(path) if inside(path) else stat(path, *a, **k))
+    monkeypatch.setattr(os, "listdir", lambda path=".": denied(path) if Path(path) == hidden else listdir(path))
+    out = tmp_path / "out"
+    assert run(["--content", images["c1"], hidden / "a.jpg", hidden, "--style", images["s1"], "--output-dir", out], decoder_file) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert f"error: {hidden / 'a.jpg'}: permission denied" in err and f"error: {hidden}: cannot list the folder (Permission denied)" in err
+    assert err[-1] == "1 of 2 outputs written; 1 failed, 1 folder empty or unreadable"
+    assert files(out) == ["cat_stylized_wave.jpg"]
+
+
+def test_bad_entries_of_a_folder_are_named_not_skipped(tmp_path, images, decoder_file, capsys):
+    folder = images["c1"].parent
+    (folder / "sub.jpg").mkdir()
+    (folder / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    (folder / "loop.png").symlink_to(folder / "loop.png")
+    out = tmp_path / "out"
+    assert run(["--content", folder, "--style", images["s1"], "--output-dir", out], decoder_file) == 1
+    err = capsys.readouterr().err.splitlines()
+    for name, reason in (("sub.jpg", "is a directory, not an image"), ("dangling.png", "no such file"),
+                         ("loop.png", "cannot read (Too many levels of symbolic links)")):  # fmt: skip
+        assert f"error: {folder / name}: {reason}" in err
+    assert files(out) == ["cat_stylized_wave.jpg", "dog_stylized_wave.png"] and err[-1] == "2 of 5 outputs written; 3 failed"
+
+
+def test_gatys_snapshots_never_overwrite_an_input(tmp_path, images, decoder_file, capsys):
+    content = tmp_path / "snap" / "a_step1.png"
+    content.parent.mkdir()
+    content.write_bytes(images["c2"].read_bytes())
+    args = ["--method", "gatys", "--steps", "1", "--save-every", "1", "--content", content, "--style", images["s1"],
+            "--output", tmp_path / "snap" / "a.png", "--content-size", "16", "--style-size", "16", "--quiet"]  # fmt: skip
+    assert infer.main(list(map(str, args))) == 1
+    assert content.read_bytes() == images["c2"].read_bytes() and files(content.parent) == ["a_step1.png"]
+    assert capsys.readouterr().err.splitlines()[0] == f"error: {content}: refusing to overwrite an input file"
+
+
+def test_an_output_too_large_for_its_format_is_refused_before_stylising(tmp_path, images, decoder_file, capsys, monkeypatch):
+    wide = make_image(tmp_path / "c" / "wide.webp", (4000, 8))
+    tall = make_image(tmp_path / "tall.png", (8, 4000))
+    rendered = []
+    render = infer.AdaINRenderer.__call__
+    monkeypatch.setattr(infer.AdaINRenderer, "__call__", lambda self, r, job: rendered.append(job.content) or render(self, r, job))
+    out = tmp_path / "out"
+    assert run(["--content", wide, images["c1"], "--style", images["s1"], "--output-dir", out], decoder_file, "--content-size", "64") == 1
+    err = capsys.readouterr().err.splitlines()
+    holds = "pixels is more than a .webp file holds (16,383 a side at most); use .png"
+    assert f"error: {out / 'wide_stylized_wave.webp'}: 32000×64 {holds}" in err
+    assert files(out) == ["cat_stylized_wave.jpg"] and rendered == [images["c1"]]
+    assert run(["--content", tall, "--style", images["s1"], "--output", tmp_path / "tall.jpg"], decoder_file, "--content-size", "160") == 1
+    holds = "pixels is more than a .jpg file holds (65,500 a side at most); use .png"
+    assert capsys.readouterr().err.splitlines()[0] == f"error: {tmp_path / 'tall.jpg'}: 160×80000 {holds}"
+    assert not (tmp_path / "tall.jpg").exists() and rendered == [images["c1"]]
+
+
+def test_an_output_path_that_is_a_folder_is_refused_before_loading_a_model(tmp_path, images, decoder_file, capsys, no_model):
+    for name, content in (("taken.png", images["c1"]), ("taken.mp4", tmp_path / "clip.mp4")):
+        (tmp_path / name).mkdir()
+        assert run(["--content", content, "--style", images["s1"], "--output", tmp_path / name], decoder_file) == 1
+        kind = "a video" if name.endswith(".mp4") else "an image"
+        assert capsys.readouterr().err.splitlines() == [f"error: {tmp_path / name}: is a folder; cannot write {kind} there"]
+
+
+def test_huge_style_weights_are_normalised_without_overflow():
+    assert normalise_weights([1e308, 1e308], 2) == [0.5, 0.5]  # the sum overflowed to inf: weights [0, 0]
+    assert normalise_weights([3e307, 1e308, 0], 3) == pytest.approx([3 / 13, 10 / 13, 0])
+    with pytest.raises(ValueError, match="finite, non-negative and not all zero"):
+        normalise_weights([float("inf"), 1], 2)

@@ -132,10 +132,12 @@ def test_unreadable_images_are_left_out_and_the_rest_evaluated(folders, tmp_path
     content = tmp_path / "content"
     make_image(content / "a_good.png", (40, 36), seed=1)
     (content / "b_text.jpg").write_text("not an image")
+    tiny = make_image(content / "c_tiny.png", (6, 6))  # opens, but is refused when loaded: it aborted the run
     out = tmp_path / "out"
     assert run((content, folders[1]), out, "--methods", "identity", "style", "--pairs", "2") == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert sum("b_text.jpg" in line for line in err) == 1 and "1 unreadable image left out" in err[-1]
+    assert sum("b_text.jpg" in line for line in err) == 1 and "2 unreadable images left out" in err[-1]
+    assert f"error: {tiny}: too small (6×6 pixels; the shorter side must be at least 8) (left out)" in err
     rows, meta = report(out)
     assert meta["pair_names"] == ["a_good.png + s0.jpg", "a_good.png + s1.jpg"] and len(rows["style"]["per_pair"]) == 2
     md = (out / "evaluation.md").read_text()

@@ -1,5 +1,8 @@
 """Image reading (modes, orientation, failures, large files) and atomic writing."""
 
+import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -156,7 +159,7 @@ def test_a_large_image_is_shrunk_in_pillow_within_a_few_levels_of_the_float_resi
 def test_the_float_conversion_sees_the_working_size_not_the_files(monkeypatch):
     seen = []
     split = imageio.split_alpha
-    monkeypatch.setattr(imageio, "split_alpha", lambda img: seen.append(img.size) or split(img))
+    monkeypatch.setattr(imageio, "split_alpha", lambda img, *white: seen.append(img.size) or split(img, *white))
     big = Image.new("RGB", (6000, 4000), (30, 60, 90))
     assert imageio.prepare_image(big, 512).size == (512, 768)
     assert seen == [(768, 512)]
@@ -175,3 +178,116 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale_that_keeps_twice_the_working
     drafted = load_image(path, 256)
     levels = (drafted.rgb - full.rgb).abs() * 255
     assert levels.mean() < 0.5 and levels.max() <= 6, (levels.mean(), levels.max())
+
+
+# -- numeric modes: 16-bit in either byte order, with a colour key, float ------------------------
+
+
+def gradient16(width: int = 200, height: int = 40) -> np.ndarray:
+    """A left-to-right 16-bit gradient over the whole 0–65535 range."""
+    return np.tile(np.linspace(0, 65535, width).astype(np.uint16), (height, 1))
+
+
+def test_big_endian_16_bit_is_shrunk_like_little_endian(tmp_path):
+    arr = gradient16()
+    Image.frombytes("I;16B", (200, 40), arr.astype(">u2").tobytes()).save(tmp_path / "big.tif")
+    Image.fromarray(arr).save(tmp_path / "little.tif")
+    assert Image.open(tmp_path / "big.tif").mode == "I;16B"
+    for short_side in (0, 20):  # as it is, and shrunk in Pillow (which scrambled I;16B: values wrapped around)
+        big, little = (load_image(tmp_path / f"{n}.tif", short_side).rgb[0, 0] for n in ("big", "little"))
+        assert (big[:, 1:] >= big[:, :-1]).all() and big.max() > 0.95
+        torch.testing.assert_close(big, little, atol=1e-4, rtol=0)
+
+
+def test_a_colour_key_on_16_bit_grey_is_ignored_at_every_size(tmp_path):
+    Image.fromarray(gradient16()).save(tmp_path / "keyed.png", transparency=1000)
+    full, shrunk = load_image(tmp_path / "keyed.png"), load_image(tmp_path / "keyed.png", 20)
+    assert full.alpha is None and shrunk.alpha is None
+    reference = imageio.resize(full.rgb, shrunk.size)  # was all white: made 8-bit RGBA, clipped at 255
+    assert (shrunk.rgb - reference).abs().max() < 0.01 and shrunk.rgb.min() < 0.01
+
+
+@pytest.mark.parametrize("top, white", [(1.0, 1.0), (200.0, 255.0), (40000.0, 65535.0)])
+def test_float_images_are_read_in_the_range_their_values_fill(tmp_path, top, white):
+    values = np.tile(np.linspace(0, top, 64, dtype=np.float32), (16, 1))
+    Image.fromarray(values, "F").save(tmp_path / "f.tif")
+    for short_side in (0, 8):  # the scale is the whole image's, whatever resizing overshoots
+        rgb = load_image(tmp_path / "f.tif", short_side).rgb
+        expected = imageio.resize(torch.from_numpy(values / white).expand(1, 3, 16, 64), rgb.shape[-2:])
+        torch.testing.assert_close(rgb, expected, atol=0.01, rtol=0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_float_image_with_nan_or_infinity_is_refused(tmp_path, bad):
+    values = np.full((16, 20), 0.5, dtype=np.float32)
+    values[9, 13] = bad
+    Image.fromarray(values, "F").save(tmp_path / "f.tif")
+    for short_side in (0, 8):
+        with pytest.raises(ImageError, match="f.tif: has pixels that are not finite numbers"):
+            load_image(tmp_path / "f.tif", short_side)
+
+
+# -- unreachable files, pixel limits, output limits --------------------------------------------
+
+
+def test_a_symlink_loop_and_an_unreadable_folder_are_one_line_errors(tmp_path, monkeypatch):
+    (tmp_path / "loop.png").symlink_to(tmp_path / "loop.png")
+    with pytest.raises(ImageError, match="loop.png: cannot read \\(Too many levels of symbolic links\\)"):
+        load_image(tmp_path / "loop.png")
+    hidden = tmp_path / "nox" / "a.png"
+    stat = os.stat
+
+    def denied(path, *args, **kwargs):  # a folder without read permission (chmod 000, not root)
+        if str(path).startswith(str(hidden.parent) + os.sep):
+            raise PermissionError(13, "Permission denied", str(path))
+        return stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", denied)
+    with pytest.raises(ImageError, match="nox/a.png: permission denied"):
+        load_image(hidden)
+
+
+def png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG that declares ``width``×``height`` 1-bit pixels but holds almost none: a bomb's header."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_the_projects_pixel_limit_is_the_one_that_applies(tmp_path):
+    # 90 MP: over Pillow's 89,478,485-pixel bomb warning, under MAX_INPUT_PIXELS: accepted, then
+    # found truncated (it is a header only), not refused as too large
+    ninety = png_header(tmp_path / "ninety.png", 10000, 9000)
+    assert imageio.planned_size(ninety) == (10000, 9000)
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        open_image(ninety)
+    # over the limit: refused from the header, naming the limit; past Pillow's own error (2× its
+    # warning) too, which it raises before the size can be checked
+    for width, height, size in ((12000, 9000, "12000×9000 pixels"), (20000, 10000, "over 178,956,970 pixels")):
+        bomb = png_header(tmp_path / f"{width}.png", width, height)
+        with pytest.raises(ImageError, match=f"{width}.png: too large \\({size}; limit 100,000,000\\)"):
+            open_image(bomb)
+
+
+def test_planned_size_reads_the_header_with_its_orientation(tmp_path):
+    img = Image.new("RGB", (30, 10), "red")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    img.save(tmp_path / "rot.jpg", exif=exif)
+    assert imageio.planned_size(tmp_path / "rot.jpg") == (10, 30) == load_image(tmp_path / "rot.jpg").size[::-1]
+    assert imageio.planned_size(tmp_path / "rot.jpg", 20, crop=True) == (20, 20)
+
+
+def test_output_formats_size_limits_are_checked_before_and_wrapped_when_writing(tmp_path):
+    imageio.check_output_size(tmp_path / "ok.webp", 16383, 8)
+    imageio.check_output_size(tmp_path / "ok.png", 70000, 8)
+    for name, width, height in (("wide.webp", 16384, 8), ("tall.jpg", 8, 65501)):
+        with pytest.raises(ImageError, match=f"{name}: {width}×{height} pixels is more than a \\{Path(name).suffix} file holds"):
+            imageio.check_output_size(tmp_path / name, width, height)
+    with pytest.raises(ImageError, match="wide.webp: cannot write \\(encoding error .*WebP limit"):  # was a bare ValueError
+        save_image(torch.rand(1, 3, 8, 16384), tmp_path / "wide.webp")
+    assert list(tmp_path.iterdir()) == []
