@@ -50,13 +50,14 @@ def default_batch(device: torch.device) -> int:
     return VIDEO_BATCH["cpu" if device.type == "cpu" else "gpu"]
 
 
-def check_video(request: Request) -> ClipInfo:
-    """The request's clip, checked (:func:`~adain.videoio.probe`), before any model work."""
+def check_video(request: Request, max_input: int = MAX_INPUT_PIXELS) -> ClipInfo:
+    """The request's clip, checked (:func:`~adain.videoio.probe`: frames of at most ``max_input``
+    pixels among the rest), before any model work."""
     if not isinstance(request.content.data, Path):
         raise VideoError(request.content.label, "a video must be a file")
     if request.crop:
         raise VideoError(request.content.label, "--crop is for images; a video keeps its frame")
-    return probe(request.content.data)
+    return probe(request.content.data, max_input)
 
 
 def stylise_video(
@@ -77,15 +78,16 @@ def stylise_video(
     after every batch: frames written so far, and the count the clip states (None if it states none).
     ``batch_size``: frames per forward pass (None: :func:`default_batch` for the model's device).
     ``smoothing`` in [0, 1): how much of the last output is kept where the input is still (0: none).
-    ``max_frames`` (a server's limit; None: any length) refuses a longer clip, before any work
-    when the clip states its length. Any problem is one :class:`~adain.errors.ImageError` naming
-    the file; nothing is left at ``output``.
+    ``max_input``: the most pixels a frame, mask or style may have as stored (a clip is refused
+    from its header, before a frame is decoded). ``max_frames`` (a server's limit; None: any
+    length) refuses a longer clip, before any work when the clip states its length. Any problem
+    is one :class:`~adain.errors.ImageError` naming the file; nothing is left at ``output``.
     """
     batch_size = default_batch(model.device) if batch_size is None else batch_size
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     stabilise = Stabiliser(smoothing)
-    info = check_video(request)
+    info = check_video(request, max_input)
     label = request.content.label
     check_frame_count(label, info.frames, max_frames)
     size = frame_size(info, request.content_size, label)

@@ -7,18 +7,23 @@ timestamp (so a variable frame rate is seen, not guessed) and copies audio packe
 file untouched. (imageio-ffmpeg and moviepy shell out to an ffmpeg binary; OpenCV cannot carry
 audio.)
 
-Reading checks a clip before any work: a video stream with a decoder, a known constant frame
-rate, no rotation, a first frame; it then yields frames at the working size while checking that
-they keep the rate and that none are missing. Frames are taken in square pixels: an anamorphic
-clip (a sample aspect ratio other than 1, as on DVDs) is resampled to the size it is shown at, so
-brush strokes are not stretched and every player shows the output right. Writing goes to a
-temporary file renamed into place, so a failed clip leaves no partial file. Every problem is a
-:class:`VideoError`, one line naming the file.
+Reading checks a clip before any work: a video stream with a decoder (not an image: a photo
+renamed .mp4, an animated GIF, a sound file's cover art), frames within the pixel limit, a known
+constant frame rate, no rotation, a first frame; it then yields frames at the working size while
+checking that they keep the rate and that none are missing. Frames are taken in square pixels: an
+anamorphic clip (a sample aspect ratio other than 1, as on DVDs) is resampled to the size it is
+shown at, so brush strokes are not stretched and every player shows the output right. A clip
+that states no frame count (Matroska) is checked against the duration it states instead. Writing
+goes to a temporary file renamed into place, so a failed clip leaves no partial file; audio an
+output cannot hold is re-encoded at a sample rate its encoder takes. Every problem is a
+:class:`VideoError` (one over the pixel limit, the images' :class:`ImageError`), one line naming
+the file; a failure to write the output is a :class:`WriteError`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -31,7 +36,7 @@ from torch import Tensor
 
 from .atomicfile import atomic_path
 from .errors import ImageError
-from .imageio import MIN_SIDE, target_size, to_uint8
+from .imageio import MAX_INPUT_PIXELS, MIN_SIDE, check_input_pixels, target_size, to_uint8
 
 # Per output container: FFmpeg format, video encoder and its options (visually lossless H.264;
 # VP9 at constant quality), the audio codecs it can hold as they are, and the one it transcodes to.
@@ -40,17 +45,30 @@ ENCODERS = {
     ".webm": ("webm", "libvpx-vp9", {"crf": "32", "b": "0", "row-mt": "1"}, {"opus", "vorbis"}, "libopus"),
 }
 RATE_TOLERANCE = 0.5  # frames: a timestamp further than this from index / rate means a variable rate
+LENGTH_TOLERANCE = 1  # frames: a clip that states only its duration may hold this many fewer (rounding)
+STILL_FORMATS = ("image2", "gif", "apng")  # FFmpeg's image demuxers, with every name ending in "_pipe"
+DURATION_TAG = re.compile(r"(\d+):(\d+):(\d+(?:\.\d*)?)")  # Matroska's per-track DURATION: H:MM:SS.fraction
 
 
 class VideoError(ImageError):
     """A video could not be read or written; ``str()`` is one line naming the file."""
 
 
+class WriteError(VideoError):
+    """The output could not be written (the encoder or the disk failed, not the clip). ``reason``
+    is the message without the path, for a caller whose path is private (the app's temporary file)."""
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        super().__init__(path, reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class ClipInfo:
     """What a checked clip holds: its frame size as shown, in square pixels (the stored width
     times the sample aspect ratio), constant frame rate, frame count if the container states it,
-    the time of its first frame (s), and whether it has audio."""
+    the time of its first frame (s), whether it has audio, and, where no frame count is stated
+    (Matroska), how long its video lasts (s) if that is stated."""
 
     width: int
     height: int
@@ -58,6 +76,7 @@ class ClipInfo:
     frames: int | None
     start: float
     audio: bool
+    duration: float | None = None
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -75,16 +94,18 @@ def _open(path: Path) -> av.container.InputContainer:
         raise VideoError(path, f"not a readable video ({err.strerror or err})") from None
 
 
-def probe(path: str | os.PathLike) -> ClipInfo:
-    """Check that ``path`` is a clip this module can stylise, decoding its first frame."""
+def probe(path: str | os.PathLike, max_pixels: int = MAX_INPUT_PIXELS) -> ClipInfo:
+    """Check that ``path`` is a clip this module can stylise, decoding its first frame once the
+    stream's header shows at most ``max_pixels`` pixels a frame."""
     path = Path(path)
     with _open(path) as container:
-        if not container.streams.video:
-            raise VideoError(path, "has no video stream")
-        stream = container.streams.video[0]
+        stream = _video_stream(path, container)
         if stream.codec_context is None:
             raise VideoError(path, "unknown video codec: FFmpeg has no decoder for it")
-        rate = stream.average_rate or stream.guessed_rate
+        check_input_pixels(stream.codec_context.width, stream.codec_context.height, max_pixels, path)
+        # The nominal rate: the stated average is frames / duration, which a last frame held longer
+        # than the others lowers (12 fps read as 11.6), so it only stands in where no rate is guessed.
+        rate = stream.guessed_rate or stream.average_rate
         if not rate:
             raise VideoError(path, "no frame rate stated")
         first = next(_decoded(path, container, stream), None)
@@ -93,8 +114,37 @@ def probe(path: str | os.PathLike) -> ClipInfo:
         if first.rotation:
             raise VideoError(path, f"has rotation metadata ({first.rotation:g}°), which is not supported; rotate the frames first")
         pixel_aspect = Fraction(stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio or 1)
+        start = float(first.time or 0.0)
+        duration = None if stream.frames else _video_seconds(container, stream, start)
         return ClipInfo(round(first.width * pixel_aspect), first.height, Fraction(rate), stream.frames or None,
-                        float(first.time or 0.0), bool(container.streams.audio))  # fmt: skip
+                        start, bool(container.streams.audio), duration)  # fmt: skip
+
+
+def _video_stream(path: Path, container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The clip's video stream: the first one that is not a picture attached to a sound file
+    (cover art); a still image (a photo renamed .mp4, read by FFmpeg's image demuxers) is refused."""
+    name = container.format.name
+    if name in STILL_FORMATS or name.endswith("_pipe"):
+        raise VideoError(path, "not a video (an image)")
+    stream = next((s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic), None)
+    if stream is None and container.streams.video:
+        raise VideoError(path, "not a video (only a still image: cover art)")
+    if stream is None:
+        raise VideoError(path, "has no video stream")
+    return stream
+
+
+def _video_seconds(container: av.container.InputContainer, stream: av.video.stream.VideoStream, start: float) -> float | None:
+    """How long the video lasts by what a container that states no frame count says: the track's
+    DURATION tag (Matroska's, written by FFmpeg and mkvmerge), else the file's duration if the
+    video is its only stream (audio may outlast it). Both say where the video ends, hence ``start``."""
+    tag = DURATION_TAG.fullmatch(stream.metadata.get("DURATION", ""))
+    if tag is not None:
+        hours, minutes, seconds = tag.groups()
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds) - start
+    if container.duration and len(container.streams) == 1:
+        return container.duration / av.time_base - start
+    return None
 
 
 @contextmanager
@@ -117,7 +167,7 @@ def frame_size(info: ClipInfo, short_side: int, path: str | os.PathLike) -> tupl
     if short_side <= 0:
         if info.width % 2 or info.height % 2:
             raise VideoError(path, f"odd frame size {info.width}×{info.height}: H.264 and VP9 need even sides; "
-                                   "give --content-size to resize it")  # fmt: skip
+                                   "give a content size (not 0) to resize it")  # fmt: skip
         width, height = info.width, info.height
     else:
         width, height = (side - side % 2 for side in target_size(info.width, info.height, short_side))
@@ -143,7 +193,7 @@ class ClipReader:
 
     def __iter__(self) -> Iterator[Tensor | av.Packet]:
         with _open(self.path) as container:
-            video = container.streams.video[0]
+            video = _video_stream(self.path, container)
             audio = container.streams.audio[:1]
             with _decoding(self.path):
                 for packet in container.demux(video, *audio):
@@ -157,8 +207,19 @@ class ClipReader:
                         width, height = self.size
                         rgb = frame.reformat(width=width, height=height, format="rgb24", interpolation="BICUBIC")
                         yield torch.from_numpy(rgb.to_ndarray()).permute(2, 0, 1)[None].float().div_(255.0)
-        if self.info.frames and self.count < self.info.frames:
-            raise VideoError(self.path, f"truncated: {self.count} of {self.info.frames} frames")
+        self._check_whole()
+
+    def _check_whole(self) -> None:
+        """Fewer frames than the container states: a truncated clip. Matroska states no count, so
+        there the duration it states, times the rate, is the count, within rounding."""
+        if self.info.frames:
+            expected, slack = self.info.frames, 0
+        elif self.info.duration:
+            expected, slack = round(self.info.duration * self.info.rate), LENGTH_TOLERANCE
+        else:
+            return
+        if self.count < expected - slack:
+            raise VideoError(self.path, f"truncated: {self.count} of {expected} frames")
 
     def _check_time(self, frame: av.VideoFrame) -> None:
         if frame.time is None:
@@ -168,6 +229,15 @@ class ClipReader:
             raise VideoError(self.path, f"variable frame rate (frame {self.count} at {frame.time:.3f} s, "
                                         f"{float(expected):.3f} s at {float(self.info.rate):g} fps); "
                                         "convert it to a constant rate first")  # fmt: skip
+
+
+def _encoder_rate(codec: str, rate: int) -> int:
+    """The sample rate to encode ``rate`` Hz audio at: itself if the encoder takes it, else the
+    lowest one it takes above it, else its highest (Opus takes only 8 to 48 kHz); PyAV resamples."""
+    rate, rates = rate or 48000, av.Codec(codec, "w").audio_rates
+    if not rates or rate in rates:
+        return rate
+    return min((r for r in rates if r > rate), default=max(rates))
 
 
 class ClipWriter:
@@ -208,14 +278,14 @@ class ClipWriter:
             self.audio_out = self.container.add_stream_from_template(self.audio_in)
         else:  # e.g. AAC into WebM: re-encoded, since the container cannot hold it
             self.decoder = self.audio_in.codec_context
-            self.audio_out = self.container.add_stream(self.audio_codec, rate=self.audio_in.rate or 48000)
+            self.audio_out = self.container.add_stream(self.audio_codec, rate=_encoder_rate(self.audio_codec, self.audio_in.rate))
 
     @contextmanager
     def _encoding(self) -> Iterator[None]:
         try:
             yield
-        except av.error.FFmpegError as err:
-            raise VideoError(self.path, f"cannot write ({err.strerror or err})") from None
+        except (av.error.FFmpegError, OSError) as err:  # OSError: the folder, the disk, renaming into place
+            raise WriteError(self.path, f"cannot write ({err.strerror or err})") from None
 
     def write(self, frames: Tensor) -> None:
         """Encode N×3×H×W frames in [0, 1], in order."""
@@ -236,7 +306,9 @@ class ClipWriter:
                 packet.stream = self.audio_out
                 self.container.mux(packet)
                 return
-            for frame in self.decoder.decode(packet):
+            with _decoding(self.source):  # a corrupt packet is the clip's fault, not the writer's
+                frames = self.decoder.decode(packet)
+            for frame in frames:
                 frame.pts = None
                 self.container.mux(self.audio_out.encode(frame))
 
@@ -244,7 +316,7 @@ class ClipWriter:
         if kind is not None:
             self._stack.__exit__(kind, error, trace)  # the temporary file is removed
             return
-        with self._stack, self._encoding():  # flushed, closed, renamed into place
+        with self._encoding(), self._stack:  # flushed, closed, renamed into place
             self.container.mux(self.video.encode())
             if self.decoder is not None:
                 self.container.mux(self.audio_out.encode())

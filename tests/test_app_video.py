@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import av
 import pytest
-from clips import audio_packets, make_clip
+from clips import audio_packets, make_clip, still, with_garbled_audio
 from fastapi.testclient import TestClient
 
+import adain.videoio as videoio
 from adain.app import Limits, Stylist, create_app
 
 FORM = {"style_example": "munch_the_scream", "content_size": "0", "style_size": "48"}
@@ -55,6 +56,7 @@ def test_a_clip_that_does_not_state_its_length_is_stopped_at_the_limit(model, ga
 @pytest.mark.parametrize("data, name, message", [
     (b"just some text, not a video\n" * 20, "notes.mp4", "content video: not a readable video"),
     (b"", "empty.webm", "content video: empty file"),
+    (still((64, 48), "JPEG"), "photo.mp4", "content video: not a video (an image)"),
 ])  # fmt: skip
 def test_bad_uploads_are_one_line_naming_the_content_not_a_temporary_file(model, gallery, data, name, message):
     response = post(client(model, gallery), data, name)
@@ -68,3 +70,40 @@ def test_bad_options_are_refused_as_for_images(model, gallery, tmp_path):
                           ({"format": "gif"}, "mp4"), ({"style_example": "nope"}, "nope")):  # fmt: skip
         response = post(client(model, gallery), clip, **form)
         assert response.status_code == 422 and message in str(response.json()["detail"]), (form, response.text)
+
+
+def test_a_clip_refused_for_its_frames_names_the_api_field_not_a_flag(model, gallery, tmp_path):
+    odd = make_clip(tmp_path / "odd.mkv", size=(63, 47), audio=False).read_bytes()
+    response = post(client(model, gallery), odd, "odd.mkv")
+    detail = response.json()["detail"]
+    assert response.status_code == 422 and detail.startswith("content video: odd frame size 63×47")
+    assert "content size" in detail and "--" not in detail
+
+
+def test_frames_over_the_pixel_limit_are_refused_before_any_work(model, gallery, tmp_path, monkeypatch):
+    """The upload limit on pixels holds for a clip's frames as for an image (here a style of 64×48)."""
+    stylised = []
+    monkeypatch.setattr(model, "stylize", lambda *args, **kwargs: stylised.append(1))
+    clip = make_clip(tmp_path / "in.mp4", frames=3, size=(96, 64)).read_bytes()
+    response = client(model, gallery, max_input_pixels=96 * 64 - 1).post(
+        "/api/stylize-video", data={"content_size": "32", "style_size": "32"},
+        files=[("content", ("clip.mp4", clip, "video/mp4")), ("style", ("style.png", still((64, 48)), "image/png"))],
+    )  # fmt: skip
+    assert response.status_code == 422 and not stylised
+    assert response.json()["detail"] == "content video: too large (96×64 pixels; limit 6,143)"
+
+
+def test_a_failure_to_write_the_answer_is_a_500_naming_no_server_path(model, gallery, tmp_path, monkeypatch):
+    """The server's own encoder failing (here given a setting it refuses) is not the client's fault."""
+    form, codec, options, copyable, audio = videoio.ENCODERS[".webm"]
+    monkeypatch.setitem(videoio.ENCODERS, ".webm", (form, codec, {**options, "crf": "bad"}, copyable, audio))
+    response = post(client(model, gallery), make_clip(tmp_path / "in.mp4", frames=3).read_bytes(), format="webm")
+    assert response.status_code == 500 and response.json() == {"detail": "output video: cannot write (Invalid argument)"}
+
+
+def test_audio_that_does_not_decode_is_the_clips_fault_not_the_servers(model, gallery, tmp_path):
+    """Re-encoding the audio for WebM decodes it: a garbled packet is a 422 naming the upload."""
+    clip = with_garbled_audio(make_clip(tmp_path / "in.mp4", frames=3), tmp_path / "garbled.mp4")
+    response = post(client(model, gallery), clip.read_bytes(), format="webm")
+    detail = response.json()["detail"]
+    assert response.status_code == 422 and detail.startswith("content video: corrupt or truncated video"), detail

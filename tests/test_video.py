@@ -10,10 +10,13 @@ import av
 import numpy as np
 import pytest
 import torch
-from clips import audio_packets, audio_seconds, make_clip, read_frames
+from clips import audio_packets, audio_seconds, frame_image, make_clip, read_frames, still
+from PIL import Image
+from tqdm import tqdm
 
 import adain.video as video
 import nst.stylize as infer
+from adain.errors import ImageError
 from adain.request import ImageSource, Request
 from adain.temporal import Stabiliser
 from adain.videoio import ClipReader, VideoError, probe
@@ -51,6 +54,57 @@ def test_rate_count_size_and_audio_are_kept(st, tmp_path, source, target, codecs
     if copied:
         assert audio_packets(tmp_path / f"out{target}") == audio_packets(clip)  # unchanged, packet for packet
     assert abs(audio_seconds(tmp_path / f"out{target}") - audio_seconds(clip)) < 0.03  # one codec frame at most
+
+
+@pytest.mark.parametrize("sample_rate", [44100, 22050])  # Opus takes 48, 24, 16, 12 or 8 kHz only
+def test_audio_at_a_rate_opus_cannot_take_is_resampled_into_webm_at_its_length(st, tmp_path, sample_rate):
+    clip = make_clip(tmp_path / "in.mp4", frames=10, sample_rate=sample_rate)
+    video.stylise_video(st, request(clip), tmp_path / "out.webm")
+    with av.open(str(tmp_path / "out.webm")) as out:
+        assert out.streams.audio[0].rate == 48000
+    assert abs(audio_seconds(tmp_path / "out.webm") - audio_seconds(clip)) < 0.03  # one codec frame at most
+
+
+def read_all(clip: Path) -> int:
+    """How many frames :class:`ClipReader` yields from a clip, at its size, with all its checks."""
+    info = probe(clip)
+    return sum(isinstance(item, torch.Tensor) for item in ClipReader(clip, info, (info.width, info.height)))
+
+
+@pytest.mark.parametrize("held", [2, 12])
+def test_a_last_frame_held_longer_keeps_the_clips_rate(st, tmp_path, held):
+    """A 12 fps clip of 12 frames whose last frame lasts two or twelve frame times states an
+    average of 11.1 or 6.3 fps (frames / duration); it is read and written at 12, in step with its audio."""
+    clip = make_clip(tmp_path / "in.mp4", held=held)
+    with av.open(str(clip)) as source:
+        assert source.streams.video[0].average_rate == Fraction(144, 11 + held)
+    done = video.stylise_video(st, request(clip), tmp_path / "out.mp4")
+    assert (done.frames, done.rate) == (12, 12) and stream_facts(tmp_path / "out.mp4")[:2] == (12, 12)
+
+
+@pytest.mark.parametrize("rate", [Fraction(30000, 1001), Fraction(24000, 1001), Fraction(60000, 1001)])
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_ntsc_rates_are_constant_over_a_long_clip(tmp_path, rate, suffix):
+    """At 29.97 fps a rate taken as 30 would be half a frame off by frame 500. Matroska (MKV,
+    WebM) keeps times in milliseconds and states 59.94 fps as 19001/317: in step over 600 frames."""
+    clip = make_clip(tmp_path / f"ntsc{suffix}", frames=600, size=(16, 16), rate=rate, audio=False)
+    assert read_all(clip) == 600 and abs(probe(clip).rate - rate) < 1e-4
+
+
+def untagged(clip: Path) -> Path:
+    """``clip`` without Matroska's per-track DURATION tags (renamed in place, as muxers that write
+    none leave a file): only the file's duration is left."""
+    clip.write_bytes(clip.read_bytes().replace(b"DURATION", b"DURATIOX"))
+    return clip
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+@pytest.mark.parametrize("tagged", [True, False])
+def test_a_matroska_clip_whose_audio_outlasts_its_video_is_whole(tmp_path, suffix, tagged):
+    """Matroska states no frame count, so a truncated clip is found from its duration; the file's
+    duration is that of its longest stream, which here is the audio (3 s against 1 s of video)."""
+    clip = make_clip(tmp_path / f"long_audio{suffix}", audio_seconds=3)
+    assert read_all(clip if tagged else untagged(clip)) == 12
 
 
 def test_the_example_clip_keeps_its_rate_count_and_six_channel_audio(st, tmp_path):
@@ -184,18 +238,37 @@ def bad_clips(folder: Path) -> dict[str, tuple[Path, str]]:
         "truncated": (data[: len(data) * 2 // 3], "not a readable video"),  # its index, at the end, is cut off
         "truncated, index first": (indexed_data[: len(indexed_data) * 2 // 3], "corrupt or truncated video"),
         "unknown codec": (data.replace(b"avc1", b"zzzz"), "unknown video codec"),
+        "a photo": (still((64, 48), "JPEG"), "not a video (an image)"),
+        "a drawing": (still((64, 48), "PNG"), "not a video (an image)"),
     }
     found = {}
     for name, (content, message) in cases.items():
         path = folder / f"{name.replace(' ', '_').replace(',', '')}.mp4"
         path.write_bytes(content)
         found[name] = (path, message)
+    for name, suffix, audio, tagged in (("truncated mkv", ".mkv", True, True), ("truncated webm", ".webm", True, True),
+                                        ("truncated, no duration tag", ".mkv", False, False)):  # fmt: skip
+        whole = make_clip(folder / f"whole{suffix}", audio=audio)
+        whole = whole if tagged else untagged(whole)
+        cut = folder / f"{name.replace(' ', '_').replace(',', '')}{suffix}"
+        cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+        whole.unlink()
+        found[name] = (cut, "truncated: ")
+    found["an animation"] = (make_gif(folder / "animation.mp4"), "not a video (an image)")
+    found["cover art"] = (make_clip(folder / "song.mp4", video=False, cover_art=True, audio_seconds=1), "only a still image: cover art")
     found["no frames"] = (make_clip(folder / "blank.mkv", frames=0, audio_seconds=1), "has no frames")
     found["no video"] = (make_clip(folder / "sound.mp4", video=False, audio_seconds=1), "has no video stream")
     found["variable rate"] = (make_clip(folder / "vfr.mp4", frames=8, variable_rate=True, audio=False), "variable frame rate")
     found["odd size"] = (make_clip(folder / "odd.mkv", size=(63, 47), audio=False), "odd frame size 63×47")
     found["rotated"] = (make_clip(folder / "rotated.mp4", rotation=90, audio=False), "rotation metadata (90°)")
     return found
+
+
+def make_gif(path: Path) -> Path:
+    """An animated GIF of five frames (under ``path``'s name, which may say .mp4)."""
+    frames = [Image.fromarray(frame_image(i, (64, 48))) for i in range(5)]
+    frames[0].save(path, "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return path
 
 
 def test_every_bad_clip_is_one_line_naming_it(st, tmp_path):
@@ -205,6 +278,18 @@ def test_every_bad_clip_is_one_line_naming_it(st, tmp_path):
         text = str(info.value)
         assert text.startswith(str(path)) and message in text and "\n" not in text, (name, text)
         assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out.mp4*")), name
+
+
+def test_frames_over_the_pixel_limit_are_refused_from_the_header_before_any_frame_is_read(st, tmp_path, monkeypatch):
+    """As an image is: a 96×64 clip under a limit of 6,143 pixels, with a style of 64×48 within it."""
+    clip = make_clip(tmp_path / "in.mp4", frames=3, size=(96, 64))
+    decoded = []
+    monkeypatch.setattr(video, "ClipReader", lambda *args: decoded.append(1))
+    job = Request(ImageSource.file(clip), (ImageSource(still((64, 48)), "style"),), content_size=32, style_size=32)
+    with pytest.raises(ImageError) as info:
+        video.stylise_video(st, job, tmp_path / "out.mp4", max_input=96 * 64 - 1)
+    assert str(info.value) == f"{clip}: too large (96×64 pixels; limit 6,143)" and not decoded
+    assert not (tmp_path / "out.mp4").exists()
 
 
 def test_the_cli_reports_each_bad_clip_and_still_does_the_good_ones(tmp_path, decoder_file, capsys, monkeypatch):
@@ -231,7 +316,21 @@ def test_an_output_nothing_can_write_is_one_line_before_any_work(tmp_path, clip,
     assert code == 1 and message in err and f"{tmp_path / output}:" in err and not (tmp_path / output).exists()
 
 
-def test_the_cli_shows_progress_and_a_summary(tmp_path, clip, decoder_file, capsys):
+def test_an_output_that_turns_out_to_be_a_folder_is_one_line_naming_it(st, tmp_path):
+    """Through the Python API (the command line refuses it before any work), found when the clip is renamed into place."""
+    clip, output = make_clip(tmp_path / "in.mp4", frames=3), tmp_path / "out.mp4"
+    output.mkdir()
+    with pytest.raises(VideoError) as info:
+        video.stylise_video(st, request(clip), output)
+    assert str(info.value) == f"{output}: cannot write (Is a directory)" and sorted(tmp_path.iterdir()) == [clip, output]
+
+
+def test_the_cli_shows_progress_and_a_summary(tmp_path, clip, decoder_file, capsys, monkeypatch):
+    class EveryUpdate(tqdm):  # tqdm skips updates less than 0.1 s apart, which fast frames are: draw them all
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs, mininterval=0, miniters=1)
+
+    monkeypatch.setattr(infer, "tqdm", EveryUpdate)
     code = infer.main(["--content", str(clip), "--style", str(STYLE.data), "--decoder", str(decoder_file),
                        "--content-size", "0", "--style-size", "32", "--output", str(tmp_path / "out.webm")])  # fmt: skip
     err = capsys.readouterr().err

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from adain.errors import one_line
 from adain.options import VIDEO_EXTENSIONS, VIDEO_SMOOTHING
 from adain.request import ImageSource
+from adain.videoio import WriteError
 
 from .gallery import KINDS, Example, Gallery
 from .stylist import MAX_STYLES, VIDEO_FORMATS, ClientGone, Job, QueueFull, Rendered, VideoJob
@@ -43,6 +44,7 @@ BAD_REQUEST = {422: {"model": ErrorMessage, "description": "a bad parameter (the
 STYLIZE_ERRORS = {
     413: {"model": ErrorMessage, "description": "the request body is over the upload limit"},
     422: {"model": ErrorMessage, "description": "a bad parameter, or an upload that is not a usable image or clip"},
+    500: {"model": ErrorMessage, "description": "the server could not write the stylised clip"},
     503: {"model": ErrorMessage, "description": "the queue is full, or the accelerator ran out of memory"},
 }
 
@@ -149,9 +151,12 @@ async def shared_fields(
 @contextmanager
 def answered(renamed: dict[str, str] | None = None) -> Iterator[None]:
     """The stylising endpoints' failures as HTTP answers; ``renamed``: words replaced in messages
-    (a temporary file's path by what the client sent)."""
+    (a temporary file's path by what the client sent). Writing the output is the server's own
+    work, so its failure is a 500, named without its temporary path."""
     try:
         yield
+    except WriteError as err:
+        raise HTTPException(500, f"output video: {err.reason}") from None
     except ValueError as err:  # includes ImageError and VideoError (one line naming the file) and UnknownExample
         message = one_line(err)
         for old, new in (renamed or {}).items():
