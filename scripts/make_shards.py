@@ -37,7 +37,7 @@ from PIL import Image
 from adain.atomicfile import atomic_path, temp_beside
 from adain.commandline import run_main
 from adain.errors import ImageError
-from adain.imageio import MAX_INPUT_PIXELS, encode_image, open_image, prepare_image
+from adain.imageio import MAX_INPUT_PIXELS, check_min_side, encode_image, open_image, prepare_image
 from adain.options import IMAGE_EXTENSIONS
 
 SHARD_DIGITS = 6
@@ -125,10 +125,11 @@ def encode(path: Path, root: Path, short_side: int, upscale: bool, quality: int)
     source = path.relative_to(root).as_posix()
     try:
         img = open_image(path, short_side=short_side)
+        check_min_side(img.width, img.height, path)  # too small to train on, kept bytes or not
         side = short_side if upscale or min(img.size) > short_side else 0
-        rgb = prepare_image(img, side, max_pixels=MAX_INPUT_PIXELS, name=path).rgb  # refuses images too small to use
         if side == 0 and (ext := kept_field(path)):
             return Encoded(source, path.read_bytes(), ext, img.width, img.height)
+        rgb = prepare_image(img, side, max_pixels=MAX_INPUT_PIXELS, name=path).rgb
     except ImageError as err:
         return Encoded(source, error=str(err))
     height, width = rgb.shape[-2:]
