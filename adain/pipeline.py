@@ -11,7 +11,8 @@ from collections import OrderedDict
 
 from torch import Tensor
 
-from .functional import mask_from_rgb
+from .errors import ImageError
+from .functional import check_mask_shape, mask_from_rgb
 from .imageio import MAX_INPUT_PIXELS, MAX_WORK_PIXELS, LoadedImage, load_image
 from .request import ImageSource, Request
 from .transfer import StyleCode, StyleTransfer
@@ -66,6 +67,22 @@ def limits(request: Request, max_work: int | None = None) -> tuple[int, int]:
     return (min(max_work or MAX_TILED_PIXELS, MAX_TILED_PIXELS) if request.max_tile else whole), whole
 
 
+def mask_for(
+    request: Request, content_size: tuple[int, int], short_side: int, crop: bool, max_input: int, limit: int
+) -> Tensor | None:
+    """The request's mask as the model takes it (1×1×H×W in [0, 1]; None without one), read with the
+    shorter side ``short_side``; an :class:`~adain.errors.ImageError` naming the mask's file unless
+    it is shaped like the content (``content_size``: height, width)."""
+    if request.mask is None:
+        return None
+    rgb = load(request.mask, short_side, crop, max_input, limit).rgb
+    try:
+        check_mask_shape(rgb.shape[-2:], content_size)
+    except ValueError as err:
+        raise ImageError(request.mask.label, str(err)) from None
+    return mask_from_rgb(rgb)
+
+
 def styles_for(
     model: StyleTransfer, request: Request, codes: StyleCodes | None, max_input: int, limit: int
 ) -> list[StyleCode] | list[Tensor]:
@@ -88,9 +105,7 @@ def stylise(
     ``codes`` keeps encoded styles between requests; ``max_work`` lowers the pixel limits (:func:`limits`)."""
     limit, whole = limits(request, max_work)
     content = load(request.content, request.content_size, request.crop, max_input, limit)
-    mask = None
-    if request.mask is not None:
-        mask = mask_from_rgb(load(request.mask, request.content_size, request.crop, max_input, limit).rgb)
+    mask = mask_for(request, content.rgb.shape[-2:], request.content_size, request.crop, max_input, limit)
     styles = styles_for(model, request, codes, max_input, whole)
     out = model.stylize(
         content.rgb, styles, request.alpha, request.style_weights, mask, request.preserve_color or False,

@@ -19,10 +19,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .functional import mask_from_rgb
 from .imageio import MAX_INPUT_PIXELS, check_work_size
 from .options import VIDEO_BATCH, VIDEO_SMOOTHING
-from .pipeline import StyleCodes, limits, load, styles_for
+from .pipeline import StyleCodes, limits, mask_for, styles_for
 from .request import Request
 from .temporal import Stabiliser
 from .transfer import StyleTransfer
@@ -93,9 +92,7 @@ def stylise_video(
     size = frame_size(info, request.content_size, label)
     limit, whole = limits(request, max_work)
     check_work_size(*size, limit, label)
-    mask = None
-    if request.mask is not None:
-        mask = mask_from_rgb(load(request.mask, min(size), False, max_input, limit).rgb)
+    mask = mask_for(request, size[::-1], min(size), False, max_input, limit)
     styles = styles_for(model, request, codes, max_input, whole)
     if progress is not None:
         progress(0, info.frames)

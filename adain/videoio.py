@@ -15,7 +15,7 @@ anamorphic clip (a sample aspect ratio other than 1, as on DVDs) is resampled to
 shown at, so brush strokes are not stretched and every player shows the output right. A clip
 that states no frame count (Matroska) is checked against the duration it states instead. Writing
 goes to a temporary file renamed into place, so a failed clip leaves no partial file; audio an
-output cannot hold is re-encoded at a sample rate its encoder takes. Every problem is a
+output cannot hold is re-encoded at a sample rate and channel layout its encoder takes. Every problem is a
 :class:`VideoError` (one over the pixel limit, the images' :class:`ImageError`), one line naming
 the file; a failure to write the output is a :class:`WriteError`.
 """
@@ -45,7 +45,7 @@ ENCODERS = {
     ".webm": ("webm", "libvpx-vp9", {"crf": "32", "b": "0", "row-mt": "1"}, {"opus", "vorbis"}, "libopus"),
 }
 RATE_TOLERANCE = 0.5  # frames: a timestamp further than this from index / rate means a variable rate
-LENGTH_TOLERANCE = 1  # frames: a clip that states only its duration may hold this many fewer (rounding)
+LENGTH_TOLERANCE = 1  # frames: a clip that states only its duration may end this many frame times early (rounding)
 STILL_FORMATS = ("image2", "gif", "apng")  # FFmpeg's image demuxers, with every name ending in "_pipe"
 DURATION_TAG = re.compile(r"(\d+):(\d+):(\d+(?:\.\d*)?)")  # Matroska's per-track DURATION: H:MM:SS.fraction
 
@@ -190,6 +190,7 @@ class ClipReader:
     def __init__(self, path: str | os.PathLike, info: ClipInfo, size: tuple[int, int], max_frames: int | None = None):
         self.path, self.info, self.size, self.max_frames = Path(path), info, size, max_frames
         self.count = 0  # frames read so far
+        self.end = 0.0  # where the video read so far ends (s): its latest packet's time plus duration
 
     def __iter__(self) -> Iterator[Tensor | av.Packet]:
         with _open(self.path) as container:
@@ -200,6 +201,7 @@ class ClipReader:
                     if packet.stream.type == "audio":
                         yield packet
                         continue
+                    self._note_end(packet)
                     for frame in packet.decode():
                         self._check_time(frame)
                         self.count += 1
@@ -209,17 +211,24 @@ class ClipReader:
                         yield torch.from_numpy(rgb.to_ndarray()).permute(2, 0, 1)[None].float().div_(255.0)
         self._check_whole()
 
+    def _note_end(self, packet: av.Packet) -> None:
+        """Move :attr:`end` to where ``packet`` ends: its time plus its duration (one frame time if
+        it states none). A last frame held longer than the others ends late, not missing frames."""
+        if packet.pts is None or packet.time_base is None:
+            return
+        lasts = packet.duration * packet.time_base if packet.duration else 1 / self.info.rate
+        self.end = max(self.end, float(packet.pts * packet.time_base + lasts))
+
     def _check_whole(self) -> None:
         """Fewer frames than the container states: a truncated clip. Matroska states no count, so
-        there the duration it states, times the rate, is the count, within rounding."""
+        there the video must reach the end it states, within rounding (a frame time)."""
         if self.info.frames:
-            expected, slack = self.info.frames, 0
+            if self.count < self.info.frames:
+                raise VideoError(self.path, f"truncated: {self.count} of {self.info.frames} frames")
         elif self.info.duration:
-            expected, slack = round(self.info.duration * self.info.rate), LENGTH_TOLERANCE
-        else:
-            return
-        if self.count < expected - slack:
-            raise VideoError(self.path, f"truncated: {self.count} of {expected} frames")
+            stated = self.info.start + self.info.duration
+            if self.end < stated - LENGTH_TOLERANCE / self.info.rate:
+                raise VideoError(self.path, f"truncated: its video ends at {self.end:.2f} s of the {stated:.2f} s it states")
 
     def _check_time(self, frame: av.VideoFrame) -> None:
         if frame.time is None:
@@ -238,6 +247,18 @@ def _encoder_rate(codec: str, rate: int) -> int:
     if not rates or rate in rates:
         return rate
     return min((r for r in rates if r > rate), default=max(rates))
+
+
+def _encoder_layout(codec: str, rate: int, layout: av.AudioLayout) -> av.AudioLayout | str:
+    """The channel layout to encode ``layout`` audio in: itself if the encoder opens with it (Opus
+    takes mono to 7.1, so 5.1 stays 5.1), else stereo, which PyAV downmixes to."""
+    context = av.CodecContext.create(codec, "w")
+    context.rate, context.layout, context.format = rate, layout, av.Codec(codec, "w").audio_formats[0]
+    try:
+        context.open()
+    except av.error.FFmpegError:
+        return "stereo"
+    return layout
 
 
 class ClipWriter:
@@ -278,7 +299,9 @@ class ClipWriter:
             self.audio_out = self.container.add_stream_from_template(self.audio_in)
         else:  # e.g. AAC into WebM: re-encoded, since the container cannot hold it
             self.decoder = self.audio_in.codec_context
-            self.audio_out = self.container.add_stream(self.audio_codec, rate=_encoder_rate(self.audio_codec, self.audio_in.rate))
+            rate = _encoder_rate(self.audio_codec, self.audio_in.rate)
+            layout = _encoder_layout(self.audio_codec, rate, self.decoder.layout)
+            self.audio_out = self.container.add_stream(self.audio_codec, rate=rate, layout=layout)
 
     @contextmanager
     def _encoding(self) -> Iterator[None]:

@@ -17,9 +17,10 @@ from tqdm import tqdm
 import adain.video as video
 import nst.stylize as infer
 from adain.errors import ImageError
+from adain.pipeline import load
 from adain.request import ImageSource, Request
 from adain.temporal import Stabiliser
-from adain.videoio import ClipReader, VideoError, probe
+from adain.videoio import ClipReader, ClipWriter, VideoError, probe
 
 ROOT = Path(__file__).resolve().parent.parent
 STYLE = ImageSource.file(ROOT / "examples/style/munch_the_scream.jpg")
@@ -98,6 +99,25 @@ def untagged(clip: Path) -> Path:
     return clip
 
 
+def remuxed(clip: Path, path: Path) -> Path:
+    """``clip``'s video packets, as they are (times and durations), in the container ``path`` names."""
+    with av.open(str(clip)) as source, av.open(str(path), "w") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("held", [3, 12])
+def test_a_matroska_clip_whose_last_frame_is_held_longer_is_whole(tmp_path, held):
+    """Matroska states no frame count, only a duration, which here the last frame's own reaches
+    (3 or 12 frame times): it is not a clip missing its last frames."""
+    clip = remuxed(make_clip(tmp_path / "in.mp4", held=held, audio=False), tmp_path / "held.mkv")
+    assert probe(clip).frames is None and read_all(clip) == 12
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".webm"])
 @pytest.mark.parametrize("tagged", [True, False])
 def test_a_matroska_clip_whose_audio_outlasts_its_video_is_whole(tmp_path, suffix, tagged):
@@ -116,6 +136,18 @@ def test_the_example_clip_keeps_its_rate_count_and_six_channel_audio(st, tmp_pat
     assert audio_packets(tmp_path / "bunny.mp4") == audio_packets(clip)
     with av.open(str(tmp_path / "bunny.mp4")) as out:
         assert out.streams.audio[0].codec_context.channels == 6
+
+
+def test_six_channel_audio_re_encoded_for_webm_keeps_its_channels(tmp_path):
+    """The example clip's AAC 5.1 cannot go into WebM as it is: it becomes Opus in 5.1, not stereo."""
+    clip, output = ROOT / "examples/video/big_buck_bunny.mp4", tmp_path / "bunny.webm"
+    info = probe(clip)
+    with ClipWriter(output, clip, info, (32, 18)) as out:
+        for item in ClipReader(clip, info, (32, 18)):
+            out.write(item) if isinstance(item, torch.Tensor) else out.mux(item)
+    with av.open(str(output)) as done:
+        assert (done.streams.audio[0].codec_context.name, done.streams.audio[0].layout.name) == ("opus", "5.1")
+    assert abs(audio_seconds(output) - audio_seconds(clip)) < 0.03  # one codec frame at most
 
 
 def test_content_size_resizes_the_frames_to_even_sides(st, tmp_path, clip):
@@ -149,7 +181,7 @@ def test_frames_are_the_image_path_applied_to_each_frame(st, tmp_path, clip):
     """Without smoothing, frame t is StyleTransfer.stylize of frame t, up to H.264's rounding."""
     video.stylise_video(st, request(clip, alpha=0.8), tmp_path / "out.mp4", smoothing=0)
     source = torch.from_numpy(read_frames(clip)).permute(0, 3, 1, 2).float() / 255
-    expected = st.stylize(source, st.encode_style(video.load(STYLE, 64, False).rgb), alpha=0.8)
+    expected = st.stylize(source, st.encode_style(load(STYLE, 64, False).rgb), alpha=0.8)
     got = torch.from_numpy(read_frames(tmp_path / "out.mp4")).permute(0, 3, 1, 2).float() / 255
     assert (got - expected).abs().mean() < 2 / 255
 
@@ -289,6 +321,20 @@ def test_frames_over_the_pixel_limit_are_refused_from_the_header_before_any_fram
     with pytest.raises(ImageError) as info:
         video.stylise_video(st, job, tmp_path / "out.mp4", max_input=96 * 64 - 1)
     assert str(info.value) == f"{clip}: too large (96×64 pixels; limit 6,143)" and not decoded
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_mask_not_shaped_like_the_frames_is_one_line_naming_it_before_any_frame(st, tmp_path, clip, monkeypatch):
+    """As an image's is: a square mask for a 64×48 clip, through the Python API and the command line."""
+    mask = tmp_path / "square.png"
+    Image.new("L", (40, 40), 255).save(mask)
+    second = ImageSource.file(ROOT / "examples/style/van_gogh_irises.jpg")
+    decoded = []
+    monkeypatch.setattr(video, "ClipReader", lambda *args: decoded.append(1))
+    job = Request(ImageSource.file(clip), (STYLE, second), content_size=0, style_size=32, mask=ImageSource.file(mask))
+    with pytest.raises(ImageError) as info:
+        video.stylise_video(st, job, tmp_path / "out.mp4")
+    assert str(info.value).startswith(f"{mask}: the mask is 48×48 px and the content 64×48 px") and not decoded
     assert not (tmp_path / "out.mp4").exists()
 
 
