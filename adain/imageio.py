@@ -45,6 +45,10 @@ TRANSPOSING = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 # resize after it still sees enough pixels (the result differs from a full decode by a few levels
 # at most, tests/test_imageio.py).
 DRAFT_MARGIN = 2
+# Every format Pillow reads but EPS, which Pillow hands to Ghostscript: an interpreter of programs,
+# not a decoder of pixels, and not one to run on an untrusted file (an upload to the app).
+Image.init()
+READ_FORMATS = tuple(sorted(set(Image.OPEN) - {"EPS"}))
 
 
 @dataclass
@@ -117,7 +121,7 @@ def opened(
             raise ImageError(name, "empty file")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(source) if in_memory else source) as img:
+            with Image.open(io.BytesIO(source) if in_memory else source, formats=READ_FORMATS) as img:
                 check_input_pixels(img.width, img.height, max_pixels, name)
                 yield img
     except ImageError:

@@ -85,6 +85,21 @@ def test_bad_files_give_one_line_errors(tmp_path, prepare, reason):
     assert "\n" not in str(info.value) and str(path) in str(info.value)
 
 
+def test_an_eps_file_is_not_handed_to_ghostscript(tmp_path, monkeypatch):
+    """EPS is a PostScript program that Pillow renders by running Ghostscript: never on a file given to read."""
+    from PIL import EpsImagePlugin
+
+    path = tmp_path / "drawing.eps"
+    Image.new("RGB", (16, 16), "red").save(path, "EPS")
+    run = []
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *args, **kwargs: run.append(args))
+    monkeypatch.setattr(EpsImagePlugin, "gs_windows_binary", None)
+    for source, name in ((path, None), (path.read_bytes(), "upload")):
+        with pytest.raises(ImageError) as info:
+            load_image(source, name=name)
+        assert str(info.value) == f"{name or path}: not a recognised image file" and not run
+
+
 def test_huge_images_are_refused(tmp_path):
     path = make_image(tmp_path / "big.png", (64, 64))
     with pytest.raises(ImageError, match="too large"):
