@@ -31,16 +31,27 @@ def _sqrtm(cov: Tensor, inverse: bool = False, eps: float = 1e-5) -> Tensor:
     return vectors @ torch.diag_embed(values) @ vectors.transpose(-1, -2)
 
 
+BAND = 1 << 16  # pixels summed at a time by :func:`mean_cov` (1.5 MB in float64)
+
+
+def mean_cov(image: Tensor) -> tuple[Tensor, Tensor]:
+    """RGB mean (N×3×1) and covariance (N×3×3) of N×3×H×W images, in float64, summed a band of rows
+    at a time: a float64 copy of a large content (24 bytes per pixel) would break the tiled path's memory bound."""
+    total = image.new_zeros(image.shape[0], 3, 1, dtype=torch.float64)
+    products = image.new_zeros(image.shape[0], 3, 3, dtype=torch.float64)
+    for rows in image.split(max(1, BAND // image.shape[-1]), dim=2):
+        band = rows.double().flatten(2)
+        total += band.sum(2, keepdim=True)
+        products += band @ band.transpose(1, 2)
+    mean = total / image[0, 0].numel()
+    return mean, products / image[0, 0].numel() - mean @ mean.transpose(1, 2)
+
+
 def match_color(source: Tensor, target: Tensor) -> Tensor:
     """CORAL: ``source`` (N×3×H×W) recoloured so its RGB mean and covariance equal ``target``'s."""
-    src = source.double().flatten(2)
-    tgt = target.double().flatten(2)
-    src_mean, tgt_mean = src.mean(2, keepdim=True), tgt.mean(2, keepdim=True)
-    src_c, tgt_c = src - src_mean, tgt - tgt_mean
-    src_cov = src_c @ src_c.transpose(1, 2) / src_c.shape[2]
-    tgt_cov = tgt_c @ tgt_c.transpose(1, 2) / tgt_c.shape[2]
+    (src_mean, src_cov), (tgt_mean, tgt_cov) = mean_cov(source), mean_cov(target)
     transform = _sqrtm(tgt_cov) @ _sqrtm(src_cov, inverse=True)
-    out = transform @ src_c + tgt_mean
+    out = transform @ (source.double().flatten(2) - src_mean) + tgt_mean
     return out.reshape(source.shape).clamp(0, 1).to(source.dtype)
 
 
@@ -73,9 +84,11 @@ def match_luminance(style: Tensor, content: Tensor) -> Tensor:
 
 
 def restore_chroma(stylized: Tensor, content: Tensor) -> Tensor:
-    """The stylised image's luminance with the content's chrominance."""
-    out = rgb_to_ycbcr(stylized)
-    return ycbcr_to_rgb(torch.cat([out[:, :1], rgb_to_ycbcr(content)[:, 1:]], dim=1))
+    """The stylised image's luminance with the content's chrominance: the content plus the change in
+    luminance on each channel (YCbCr → RGB maps a change of Y alone to the same change of R, G and B),
+    so that the only full-size buffers made are the result and two luminance planes."""
+    shift = luminance(stylized).sub_(luminance(content))
+    return (content + shift).clamp_(0, 1)
 
 
 def prepare_style(style: Tensor, content: Tensor, method: str) -> Tensor:

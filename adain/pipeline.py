@@ -32,7 +32,8 @@ def load(
 
 
 class StyleCodes:
-    """Encoded styles by (image, size, crop), the least recently used dropped beyond ``capacity``."""
+    """Encoded styles by (image, size, crop) and by what encodes them (the encoder's weights, the precision
+    and the device: a code is of no use to another model), the least recently used dropped beyond ``capacity``."""
 
     def __init__(self, capacity: int = 64):
         self.capacity = capacity
@@ -45,7 +46,7 @@ class StyleCodes:
 
     def get(self, model: StyleTransfer, style: ImageSource, size: int, crop: bool, max_input: int, max_work: int) -> StyleCode:
         """The style's code, from the cache or encoded now (and cached)."""
-        key = f"{style.key}/{size}/{crop}"
+        key = f"{model.encoder.identity}/{model.precision}/{model.device}/{style.key}/{size}/{crop}"
         code = self._codes.get(key)
         if code is not None:
             self.hits += 1

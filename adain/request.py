@@ -40,9 +40,15 @@ class ImageSource:
 
     @property
     def key(self) -> str:
-        """Identifies the image for caching its style code: the file's path, or the bytes' SHA-256."""
+        """Identifies the image for caching its style code: the file's path, size and modification time
+        (a file replaced by another picture is another image), or the bytes' SHA-256."""
         if isinstance(self.data, Path):
-            return f"file:{real_path(self.data)}"
+            path = real_path(self.data)
+            try:
+                stat = path.stat()
+            except OSError:  # reported where the file is read
+                return f"file:{path}"
+            return f"file:{path}:{stat.st_size}:{stat.st_mtime_ns}"
         return f"sha256:{hashlib.sha256(self.data).hexdigest()}"
 
 

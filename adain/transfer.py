@@ -169,6 +169,8 @@ class StyleTransfer(nn.Module):
         Styles smaller than 16 px are upscaled first: VGG19 pools them away otherwise.
         """
         image = _as_batch(style).to(self.device)
+        if image.shape[0] != 1:  # its code would hold several styles, and a content would take the first
+            raise ValueError(f"a style is one image, got a batch of {image.shape[0]}; give several styles as a list")
         if min(image.shape[-2:]) < MIN_SIDE:
             h, w = image.shape[-2:]
             image = resize(image, (max(MIN_SIDE, h * MIN_SIDE // min(h, w)), max(MIN_SIDE, w * MIN_SIDE // min(h, w))))
@@ -191,12 +193,13 @@ class StyleTransfer(nn.Module):
         README, Benchmark): channels-last activations, and on the CPU the decoder's upsamplings
         folded into its convolutions (:meth:`Decoder.forward_folded`).
 
-        ``tile`` (a multiple of 8): an image of more than ``tile``² pixels is worked on in pieces
-        of at most ``tile``×``tile``, each with a margin of
+        ``tile`` (as :func:`~adain.request.check_max_tile` allows; None or 0: never): an image of more
+        than ``tile``² pixels is worked on in pieces of at most ``tile``×``tile``, each with a margin of
         :data:`TILE_HALO` pixels of context, and AdaIN's content statistics taken over the whole
         image, so memory follows the tile, not the image, and the result equals the untiled one
         (:meth:`_tiled`).
         """
+        check_max_tile(tile or 0)
         content = content.to(self.device)
         h, w = content.shape[-2:]
         ph, pw = max(MIN_SIDE, -(-h // 8) * 8), max(MIN_SIDE, -(-w // 8) * 8)
@@ -205,7 +208,7 @@ class StyleTransfer(nn.Module):
             mask = F.interpolate(mask.to(self.device).float(), size=(h, w), mode="bilinear", align_corners=False)
             mask = F.pad(mask, (0, pw - w, 0, ph - h), mode="replicate")
         style_stats = [(s.mean, s.std) for s in styles]
-        if tile is not None and ph * pw > tile * tile:
+        if tile and ph * pw > tile * tile:
             return self._tiled(content, (ph, pw), style_stats, weights, mask, alpha, tile)  # at the content's size
         x = F.pad(content, (0, pw - w, 0, ph - h), mode="replicate") if (ph, pw) != (h, w) else content
         out = self._decode(blend_targets(self._relu4_1(x), style_stats, weights, mask, alpha))
@@ -230,7 +233,6 @@ class StyleTransfer(nn.Module):
         Only tiles are ever padded and the output is made at the content's size, so the one
         full-size buffer besides the content is the result.
         """
-        check_max_tile(tile)
         h, w = content.shape[-2:]
         ph, pw = padded
         m = None if mask is None else resize_mask(mask, (ph // 8, pw // 8))  # as blend_targets would
@@ -307,11 +309,12 @@ class StyleTransfer(nn.Module):
             small = resize(batch, (height, width))
         if method is None:
             codes = [s if isinstance(s, StyleCode) else self.encode_style(s) for s in styles]
-            out = self(small, codes, style_weights, mask_t, alpha, max_tile or None)
+            out = self(small, codes, style_weights, mask_t, alpha, max_tile)
         else:
             if any(isinstance(s, StyleCode) for s in styles):
                 raise ValueError("preserve_color needs the style images, not pre-encoded StyleCodes")
-            out = torch.cat([self._preserving(c[None], styles, style_weights, mask_t, alpha, method, max_tile) for c in small])
+            outs = [self._preserving(c[None], styles, style_weights, mask_t, alpha, method, max_tile) for c in small]
+            out = outs[0] if len(outs) == 1 else torch.cat(outs)  # one image: no copy of a full-size result
         if small is not batch:
             out = guided_upsample(out, small.to(out.device), batch.to(out.device))
         if isinstance(content, Image.Image):
@@ -332,8 +335,31 @@ class StyleTransfer(nn.Module):
         """One content image stylised under a colour-preservation method."""
         content = content.to(self.device)
         codes = [self.encode_style(color.prepare_style(_as_batch(s).to(self.device), content, method)) for s in styles]
-        out = self(color.prepare_content(content, method), codes, weights, mask, alpha, max_tile or None)
+        out = self(color.prepare_content(content, method), codes, weights, mask, alpha, max_tile)
         return color.finish(out, content, method)
+
+
+IMAGES = "images must be PIL images or 3×H×W / N×3×H×W tensors in [0, 1]"
+MASKS = "a mask must be a PIL image or an H×W / 1×H×W / N×1×H×W tensor in [0, 1], or an RGB one (3×H×W / N×3×H×W)"
+
+
+def _described(value: object) -> str:
+    """What was given instead of an image, for an error message."""
+    return f"a {'×'.join(map(str, value.shape))} tensor" if isinstance(value, Tensor) else f"a {type(value).__name__}"
+
+
+def _checked(image: Tensor, expected: str) -> Tensor:
+    """``image`` as float32; ValueError (``expected``, then what is wrong) unless it is a non-empty tensor
+    of numbers in [0, 1]: a 0–255 image or a NaN pixel would otherwise give a wrong or NaN picture silently."""
+    if image.numel() == 0:
+        raise ValueError(f"{expected}; got an empty tensor")
+    if image.dtype != torch.bool:
+        if not image.is_floating_point():
+            raise ValueError(f"{expected}; got a {image.dtype} tensor (divide 8-bit values by 255)")
+        low, high = (v.item() for v in torch.aminmax(image))
+        if not 0 <= low <= high <= 1:
+            raise ValueError(f"{expected}; got values from {low:g} to {high:g}")
+    return image.float()
 
 
 def _as_batch(image: ImageLike) -> Tensor:
@@ -341,15 +367,18 @@ def _as_batch(image: ImageLike) -> Tensor:
     if isinstance(image, Image.Image):
         return pil_to_tensor(image).rgb
     if not isinstance(image, Tensor) or image.dim() not in (3, 4) or image.shape[-3] != 3:
-        raise ValueError("images must be PIL images or 3×H×W / N×3×H×W tensors in [0, 1]")
-    return (image[None] if image.dim() == 3 else image).float()
+        raise ValueError(f"{IMAGES}; got {_described(image)}")
+    return _checked(image[None] if image.dim() == 3 else image, IMAGES)
 
 
 def _as_mask(mask: ImageLike) -> Tensor:
-    """PIL image or H×W / 1×H×W / N×1×H×W tensor → N×1×H×W float mask in [0, 1]."""
+    """PIL image or H×W / 1×H×W / N×1×H×W tensor → N×1×H×W float mask in [0, 1]; an RGB one (PIL,
+    3×H×W, N×3×H×W) is read as the mean of its channels (:func:`~adain.functional.mask_from_rgb`)."""
     if isinstance(mask, Image.Image):
         return mask_from_rgb(pil_to_tensor(mask).rgb)
-    mask = mask.float()
+    if not isinstance(mask, Tensor) or not 2 <= mask.dim() <= 4 or (mask.dim() > 2 and mask.shape[-3] not in (1, 3)):
+        raise ValueError(f"{MASKS}; got {_described(mask)}")
+    mask = _checked(mask, MASKS)
     while mask.dim() < 4:
         mask = mask[None]
-    return mask
+    return mask_from_rgb(mask) if mask.shape[1] == 3 else mask

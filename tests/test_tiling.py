@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,8 @@ def photo() -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def styles(st) -> list:
-    return [st.encode_style(load_image(ROOT / f"examples/style/{name}.jpg", 128).rgb) for name in ("munch_the_scream", "van_gogh_irises")]
+    names = ("munch_the_scream", "van_gogh_irises")
+    return [st.encode_style(load_image(ROOT / f"examples/style/{name}.jpg", 128).rgb) for name in names]
 
 
 def difference(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
@@ -64,3 +67,37 @@ def test_requests_tile_above_max_tile_with_colour_preservation_too(st):
         assert (tiled - whole).abs().max() < 1e-5, options
     with pytest.raises(ValueError, match="max_tile must be 0 .never tile. or a multiple of 8 from 64 to 4000, got 60"):
         Request(content, style, max_tile=60)
+
+
+def test_tile_0_means_never_and_a_bad_tile_is_refused_at_any_size(st, photo, styles):
+    assert torch.equal(st(photo, styles[:1], tile=0), st(photo, styles[:1]))  # was a ZeroDivisionError
+    with pytest.raises(ValueError, match="multiple of 8"):
+        st(photo[..., :16, :16], styles[:1], tile=100)
+
+
+STUB_MODEL = """
+import resource, sys, torch
+from adain.transfer import StyleCode, StyleTransfer
+
+class Network(StyleTransfer):
+    device = torch.device("cpu")
+    def __init__(self):
+        torch.nn.Module.__init__(self)
+    def encode_style(self, style):
+        return StyleCode(torch.zeros(1, 512, 1, 1), torch.ones(1, 512, 1, 1))
+    def forward(self, content, *args):  # as the tiled pass: a result at the content's size, nothing else
+        return torch.empty(content.shape).copy_(content)
+
+content, style = torch.rand(1, 3, 1500, 2000), torch.rand(1, 3, 64, 64)
+Network().stylize(content[..., :64, :64], style, preserve_color=sys.argv[1])  # libraries' first-use memory
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+Network().stylize(content, style, preserve_color=sys.argv[1], max_tile=1024)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024 / content[0, 0].numel())
+"""
+
+
+@pytest.mark.parametrize("method, most", [("coral", 20), ("luminance", 40)])
+def test_colour_preservation_keeps_the_tiled_memory_bound(method, most):
+    run = subprocess.run([sys.executable, "-c", STUB_MODEL, method], capture_output=True, text=True, check=True, cwd=ROOT)
+    extra = float(run.stdout)  # bytes per pixel besides the content: the result alone is 12; coral was 48, luminance 60
+    assert extra < most

@@ -102,3 +102,48 @@ def test_ycbcr_round_trip():
 def test_coral_preservation_runs_per_image(st):
     out = st.stylize(rand(2, 3, 24, 24, seed=11), rand(3, 24, 24, seed=12), preserve_color=True)
     assert out.shape == (2, 3, 24, 24)
+
+
+def test_tensors_that_are_no_images_in_0_1_are_refused(st):
+    content = rand(3, 16, 16)
+    one_nan = content.clone()
+    one_nan[0, 0, 0] = float("nan")  # used to make the whole output NaN
+    cases = [((content * 255).to(torch.uint8), "torch.uint8"), (content * 255, "values from 0"), (one_nan, "nan"),
+             (torch.rand(3, 0, 16), "empty")]  # fmt: skip
+    for bad, problem in cases:
+        for args in ((bad, content), (content, bad)):  # as the content, as a style
+            with pytest.raises(ValueError, match=f"in \\[0, 1\\]; got .*{problem}"):
+                st.stylize(*args)
+
+
+def test_a_batch_of_styles_in_one_tensor_is_refused(st):
+    with pytest.raises(ValueError, match="one image"):  # used to use the first and drop the others
+        st.stylize(rand(3, 16, 16), rand(2, 3, 16, 16, seed=1))
+
+
+def test_an_rgb_tensor_mask_is_read_as_a_pil_mask_is_and_bad_masks_are_refused(st):
+    content, s1, s2 = rand(1, 3, 32, 32), rand(1, 3, 32, 32, seed=4), rand(1, 3, 32, 32, seed=5) * 0.2
+    green = torch.zeros(3, 32, 32)
+    green[1] = 1  # channel mean 1/3: black
+    torch.testing.assert_close(st.stylize(content, [s1, s2], mask=green), st.stylize(content, [s1, s2], mask=torch.zeros(32, 32)))
+    nan = torch.ones(32, 32)
+    nan[0, 0] = float("nan")
+    for bad in (torch.ones(32, 32).numpy(), torch.ones(1, 2, 32, 32), torch.ones(0, 32), nan, torch.full((32, 32), 255)):
+        with pytest.raises(ValueError, match="^a mask must be"):
+            st.stylize(content, [s1, s2], mask=bad)
+
+
+def test_style_codes_are_cached_per_file_version_and_per_encoder(st, tmp_path):
+    from adain.pipeline import StyleCodes
+    from adain.request import ImageSource
+    from adain.transfer import StyleTransfer
+
+    codes, path = StyleCodes(), tmp_path / "style.png"
+    Image.new("RGB", (32, 32), (250, 20, 20)).save(path)
+    red = codes.get(st, ImageSource.file(path), 32, False, 10**6, 10**6)
+    Image.new("RGB", (32, 40), (20, 20, 250)).save(path)  # the same file, another picture
+    blue = codes.get(st, ImageSource.file(path), 32, False, 10**6, 10**6)
+    assert not torch.equal(red.mean, blue.mean)
+    bf16 = StyleTransfer(st.encoder, st.decoder, "bf16")
+    code = codes.get(bf16, ImageSource.file(path), 32, False, 10**6, 10**6)  # not the fp32 model's code
+    torch.testing.assert_close(code.mean, bf16.encode_style(Image.open(path)).mean, atol=0, rtol=0)
