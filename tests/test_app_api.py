@@ -8,6 +8,7 @@ import json
 import math
 import re
 import threading
+import time
 from pathlib import Path
 
 import httpx2 as httpx
@@ -311,6 +312,43 @@ def test_parallel_requests_are_served_one_at_a_time_in_full(model, gallery):
     answers = asyncio.run(run_all())
     assert [r.status_code for r in answers] == [200] * 4
     assert [r.content for r in answers] == [expected[a] for a in alphas]
+    assert most == 1 and stylist.pending == 0
+
+
+def test_a_request_cancelled_while_rendering_keeps_the_model_until_its_render_ends(model, gallery):
+    """An ASGI server may cancel a request (its client gone); the render in a thread cannot be
+    stopped, so the next request must not start its own render alongside it."""
+    stylist, app = make_app(model, gallery)
+    inside, most, started = 0, 0, threading.Event()
+    lock = threading.Lock()
+    real_render = stylist.render
+
+    def slow_counting_render(job):
+        nonlocal inside, most
+        with lock:
+            inside += 1
+            most = max(most, inside)
+        started.set()
+        try:
+            time.sleep(0.5)
+            return real_render(job)
+        finally:
+            with lock:
+                inside -= 1
+
+    stylist.render = slow_counting_render
+    form = {**SMALL, "content_example": "chelsea", "style_example": "munch_the_scream"}
+
+    async def scenario():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=60) as client:
+            first = asyncio.create_task(client.post("/api/stylize", data=form))
+            while not (started.is_set() or first.done()):  # bounded: until its render starts
+                await asyncio.sleep(0.01)
+            first.cancel()
+            return await client.post("/api/stylize", data=form), first
+
+    second, first = asyncio.run(scenario())
+    assert first.cancelled() and second.status_code == 200
     assert most == 1 and stylist.pending == 0
 
 

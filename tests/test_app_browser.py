@@ -179,6 +179,27 @@ def test_no_broken_image_before_the_first_result(page, server: str):
     assert page.evaluate("getComputedStyle(document.getElementById('result')).display") == "none"
 
 
+def test_removing_the_last_painting_drops_the_answer_in_flight(page, server: str):
+    """A result for a painting no longer chosen is never shown: removing the last one cancels its request."""
+    held = []
+    page.route("**/api/stylize", lambda route: held.append(route))  # the first request waits here, unanswered
+    page.goto(server)
+    page.wait_for_function("document.querySelectorAll('#chosen-styles .remove').length === 1")
+    deadline = time.monotonic() + 30
+    while not held and time.monotonic() < deadline:  # bounded: until the page asks
+        page.wait_for_timeout(50)
+    assert len(held) == 1
+    page.click("#chosen-styles .remove")
+    page.wait_for_timeout(500)
+    png = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(png, format="PNG")
+    # The answer comes after all; a page that aborted the request never sees it.
+    held[0].fulfill(status=200, content_type="image/png", body=png.getvalue(), headers={"X-Image-Size": "64x48"})
+    page.wait_for_timeout(1000)
+    assert page.locator("#result").is_hidden() and page.inner_text("#placeholder") == "Pick a painting."
+    assert page.locator("#busy").is_hidden()
+
+
 def test_bad_upload_shows_the_servers_message_and_the_page_recovers(page, server: str, tmp_path: Path):
     page.goto(server)
     page.wait_for_selector("#result[data-seq]")

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import builtins
+import io
+import tempfile
+import threading
+import time
+
 import av
+import httpx2 as httpx
 import pytest
 from clips import audio_packets, make_clip, still, with_garbled_audio
 from fastapi.testclient import TestClient
@@ -107,3 +115,32 @@ def test_audio_that_does_not_decode_is_the_clips_fault_not_the_servers(model, ga
     response = post(client(model, gallery), clip.read_bytes(), format="webm")
     detail = response.json()["detail"]
     assert response.status_code == 422 and detail.startswith("content video: corrupt or truncated video"), detail
+
+
+def test_writing_an_uploaded_clip_to_disk_does_not_hold_up_other_requests(model, gallery, monkeypatch):
+    """The clip is written for FFmpeg off the event loop: while a slow disk writes it, the server still answers."""
+    real_open, writing, written = io.open, threading.Event(), []
+
+    def slow_disk(file, mode="r", *args, **kwargs):
+        if "w" in mode and str(file).startswith(tempfile.gettempdir()):
+            writing.set()
+            time.sleep(1.0)
+            written.append(time.monotonic())
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", slow_disk)  # what pathlib opens with
+    monkeypatch.setattr(builtins, "open", slow_disk)
+    app = create_app(Stylist(model, Limits()), gallery)
+
+    async def scenario():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=60) as client:
+            files = {"content": ("clip.mp4", b"not a clip " * 100, "video/mp4")}
+            upload = asyncio.create_task(client.post("/api/stylize-video", data=FORM, files=files))
+            while not (writing.is_set() or upload.done()):  # bounded: the upload is written or refused
+                await asyncio.sleep(0.01)
+            health = await client.get("/api/health")
+            return health, time.monotonic(), await upload
+
+    health, answered_at, upload = asyncio.run(scenario())
+    assert health.status_code == 200 and upload.status_code == 422 and len(written) == 1
+    assert answered_at < written[0]  # answered while the clip was still being written

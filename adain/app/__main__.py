@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, default=d.max_work_pixels, metavar="N",
                    help=f"largest image stylised, after resizing (default {d.max_work_pixels:,})")  # fmt: skip
     p.add_argument("--max-queue", type=int, default=d.max_queue, metavar="N",
-                   help=f"requests that may wait for the model; more get 503 (default {d.max_queue})")  # fmt: skip
+                   help=f"requests waiting for or in the model; more get 503 (default {d.max_queue})")  # fmt: skip
     p.add_argument("--max-video-frames", type=int, default=d.max_video_frames, metavar="N",
                    help=f"longest clip /api/stylize-video takes, in frames (default {d.max_video_frames})")  # fmt: skip
     return p

@@ -6,9 +6,10 @@ The routes find the server's :class:`~adain.app.stylist.Stylist` and
 
 from __future__ import annotations
 
+import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Literal
@@ -17,6 +18,7 @@ import torch
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from adain.errors import one_line
 from adain.options import VIDEO_EXTENSIONS, VIDEO_SMOOTHING
@@ -116,9 +118,15 @@ async def example_thumbnail(request: Request, kind: Literal["content", "style"],
     return Response(example(request, kind, name).thumbnail, media_type="image/jpeg")
 
 
-STYLE_FILES = "painting files, in order"
-STYLE_EXAMPLES = "bundled paintings' names, after the files"
-STYLE_WEIGHTS = "one weight per style (files first, then examples); normalised to sum 1"
+# The form fields both stylising endpoints take alike, declared once.
+StyleFiles = Annotated[list[UploadFile] | None, File(description="painting files, in order")]
+StyleExamples = Annotated[list[str] | None, Form(description="bundled paintings' names, after the files")]
+StyleWeights = Annotated[
+    list[float] | None, Form(description="one weight per style (files first, then examples); normalised to sum 1")
+]
+Alpha = Annotated[float, Form(description="style strength, in [0, 1]")]
+Mask = Annotated[UploadFile | None, File(description="white → first style, black → second (two styles)")]
+StyleSize = Annotated[int, Form(description="paintings' shorter side in px; 0 keeps theirs")]
 SMOOTHING = "in [0, 1): how much of the last output frame stays where the clip is still (0: none)"
 
 
@@ -146,6 +154,27 @@ async def shared_fields(
         "content_size": content_size,
         "style_size": style_size,
     }
+
+
+@asynccontextmanager
+async def saved_clip(upload: UploadFile) -> AsyncIterator[Path]:
+    """The uploaded clip as a file for FFmpeg to read, in a temporary folder named by the server (only
+    a video extension of the upload's name is kept), deleted afterwards. The disk work runs in a worker
+    thread: on the event loop, writing a large clip would hold up every other request meanwhile."""
+    folder = await run_in_threadpool(tempfile.TemporaryDirectory)
+    try:
+        suffix = Path(upload.filename or "").suffix.lower()
+        path = Path(folder.name) / f"content{suffix if suffix in VIDEO_EXTENSIONS else '.mp4'}"
+        await run_in_threadpool(copy_upload, upload, path)
+        yield path
+    finally:
+        await run_in_threadpool(folder.cleanup)
+
+
+def copy_upload(upload: UploadFile, path: Path) -> None:
+    """Write the upload's whole file to ``path`` (blocking: call it in a worker thread)."""
+    with path.open("wb") as out:
+        shutil.copyfileobj(upload.file, out)
 
 
 @contextmanager
@@ -194,14 +223,14 @@ async def stylize(
     request: Request,
     content: Annotated[UploadFile | None, File(description="the photo (or name a bundled one in content_example)")] = None,
     content_example: Annotated[str | None, Form(description="a bundled photo's name (see /api/examples)")] = None,
-    style: Annotated[list[UploadFile] | None, File(description=STYLE_FILES)] = None,
-    style_example: Annotated[list[str] | None, Form(description=STYLE_EXAMPLES)] = None,
-    style_weights: Annotated[list[float] | None, Form(description=STYLE_WEIGHTS)] = None,
-    alpha: Annotated[float, Form(description="style strength, in [0, 1]")] = 1.0,
+    style: StyleFiles = None,
+    style_example: StyleExamples = None,
+    style_weights: StyleWeights = None,
+    alpha: Alpha = 1.0,
     preserve_color: Annotated[Literal["none", "coral", "luminance"], Form(description="keep the photo's colours")] = "none",
-    mask: Annotated[UploadFile | None, File(description="white → first style, black → second (two styles)")] = None,
+    mask: Mask = None,
     content_size: Annotated[int, Form(description="output's shorter side in px; 0 keeps the photo's")] = 512,
-    style_size: Annotated[int, Form(description="paintings' shorter side in px; 0 keeps theirs")] = 512,
+    style_size: StyleSize = 512,
     crop: Annotated[bool, Form(description="centre-crop photo and paintings to squares")] = False,
     format: Annotated[Literal["png", "jpeg", "webp"], Form(description="the answer's image format")] = "png",
 ) -> Response:
@@ -238,14 +267,14 @@ async def stylize(
 async def stylize_video(
     request: Request,
     content: Annotated[UploadFile, File(description="the clip (MP4, MOV, MKV, WebM, AVI, …), at most the server's frame limit")],
-    style: Annotated[list[UploadFile] | None, File(description=STYLE_FILES)] = None,
-    style_example: Annotated[list[str] | None, Form(description=STYLE_EXAMPLES)] = None,
-    style_weights: Annotated[list[float] | None, Form(description=STYLE_WEIGHTS)] = None,
-    alpha: Annotated[float, Form(description="style strength, in [0, 1]")] = 1.0,
+    style: StyleFiles = None,
+    style_example: StyleExamples = None,
+    style_weights: StyleWeights = None,
+    alpha: Alpha = 1.0,
     preserve_color: Annotated[Literal["none", "coral", "luminance"], Form(description="keep the clip's colours")] = "none",
-    mask: Annotated[UploadFile | None, File(description="white → first style, black → second (two styles)")] = None,
+    mask: Mask = None,
     content_size: Annotated[int, Form(description="frames' shorter side in px; 0 keeps the clip's")] = 512,
-    style_size: Annotated[int, Form(description="paintings' shorter side in px; 0 keeps theirs")] = 512,
+    style_size: StyleSize = 512,
     smoothing: Annotated[float, Form(description=SMOOTHING)] = VIDEO_SMOOTHING,
     format: Annotated[Literal["mp4", "webm"], Form(description="H.264 + AAC in MP4, or VP9 + Opus in WebM")] = "mp4",
 ) -> Response:
@@ -253,10 +282,7 @@ async def stylize_video(
     audio, frames at `content_size`. One clip holds the model for all its frames, so the server
     takes at most `max_video_frames` (see /api/health). The answer is the clip, with `X-Frames`."""
     gallery, stylist = request.app.state.gallery, request.app.state.stylist
-    with tempfile.TemporaryDirectory() as folder:
-        suffix = Path(content.filename or "").suffix.lower()
-        path = Path(folder) / f"content{suffix if suffix in VIDEO_EXTENSIONS else '.mp4'}"
-        path.write_bytes(await content.read())
+    async with saved_clip(content) as path:
         with answered({str(path): "content video"}):
             job = VideoJob(
                 content=ImageSource(path, "content video"),

@@ -10,13 +10,14 @@ style size, crop): later requests with the same painting reuse its code (:class:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import torch
 from starlette.concurrency import run_in_threadpool
@@ -31,6 +32,7 @@ from adain.video import stylise_video
 
 from .limits import Limits
 
+T = TypeVar("T")
 MAX_STYLES = 4
 FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "webp": ("WEBP", "image/webp")}
 VIDEO_FORMATS = tuple(extension[1:] for extension in VIDEO_OUTPUTS)  # mp4, webm
@@ -91,6 +93,20 @@ class ClientGone(RuntimeError):
     """The client disconnected while its request waited, so it was not rendered."""
 
 
+async def to_the_end(work: Awaitable[T]) -> T:
+    """``work``'s result; if the caller is cancelled meanwhile (an ASGI server may cancel a request
+    whose client has gone), the cancellation goes on only once ``work`` has ended: a render in a
+    thread cannot be stopped, so until then the model is still in use."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([task])
+        raise
+
+
 class Stylist:
     """Renders :class:`Job` s with one model, serialised, caching encoded styles (LRU)."""
 
@@ -115,7 +131,7 @@ class Stylist:
             async with self.turn:
                 if await disconnected():
                     raise ClientGone("the client closed the request before its turn")
-                rendered = await run_in_threadpool(self.render, job)
+                rendered = await to_the_end(run_in_threadpool(self.render, job))
         finally:
             self.pending -= 1
             if self.pending == 0:

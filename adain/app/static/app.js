@@ -69,6 +69,7 @@ function requestBody() {
 
 async function stylize() {
   if (!state.content || state.styles.length === 0) {
+    cancel(); // a request in flight was for a painting no longer chosen
     $("placeholder").textContent = state.content ? "Pick a painting." : "Pick a photo.";
     $("placeholder").hidden = !($("result").hidden && $("result-video").hidden);
     return;
