@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors import SafetensorError
+from safetensors.torch import load, save_file
 from torch import Tensor
 
 from .atomicfile import atomic_path
@@ -48,12 +48,20 @@ def save_decoder(
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata of one of our safetensors decoder files, without loading the weights."""
+    """The metadata of one of our safetensors decoder files."""
+    return _read_safetensors(Path(path))[1]
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """Weights and metadata of a safetensors file, parsed from its bytes: ``safe_open`` refuses
+    file names that are not UTF-8, which the file system allows and ``save_decoder`` writes."""
     try:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
+        data = path.read_bytes()
+        state = load(data)
     except (SafetensorError, OSError) as err:
         raise DecoderFileError(f"{path}: not a readable safetensors decoder file ({err})") from None
+    header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])  # valid JSON: load() just checked it
+    return state, header.get("__metadata__") or {}
 
 
 def load_decoder(path: str | os.PathLike, encoder_identity: str, encoder_layout: str) -> tuple[Decoder, dict[str, str]]:
@@ -67,11 +75,9 @@ def load_decoder(path: str | os.PathLike, encoder_identity: str, encoder_layout:
     if not path.is_file():
         raise DecoderFileError(f"{path}: no such decoder file")
     if path.suffix == ".safetensors":
-        meta = read_metadata(path)
-        if meta.get("format") != FORMAT:
-            raise DecoderFileError(f"{path}: not an AdaIN decoder file (no '{FORMAT}' metadata)")
-        with safe_open(str(path), framework="pt") as f:
-            state = {k: f.get_tensor(k) for k in f.keys()}
+        state, meta = _read_safetensors(path)
+        if meta.get("format") != FORMAT or "encoder" not in meta:  # without it there is nothing to check
+            raise DecoderFileError(f"{path}: not an AdaIN decoder file (no '{FORMAT}' metadata naming its encoder)")
     else:
         state, meta = _read_torch_file(path, encoder_layout)
     if meta.get("arch") != ARCH:

