@@ -27,6 +27,7 @@ from adain.errors import UsageError, one_line
 
 EXIT_SIGTERM = 143  # 128 + SIGTERM: stopped on request after saving last.ckpt (scripts/slurm_train.sh requeues)
 EXIT_USAGE = 2  # an impossible setting, as argparse's
+HALF_PRECISIONS = ("16-true", "bf16-true")  # Lightning's whole-model casts
 
 
 def checkpoint_dir(root_dir: str | None) -> str:
@@ -94,13 +95,19 @@ def fit_command(argv: Sequence[str] | None) -> int:
             module checks that the checkpoint was trained on its encoder when it loads it."""
 
         def before_instantiate_classes(self) -> None:
-            """Refuse a step count that trains nothing before anything is built."""
-            steps = self.config[self.subcommand].trainer.max_steps
+            """Refuse, before anything is built, a step count that trains nothing and a precision
+            that casts the whole model to 16 bits (the frozen encoder and the decoder's weights
+            with it), which the fp32 batches and AdaIN's fp32 statistics do not take."""
+            trainer = self.config[self.subcommand].trainer
+            steps = trainer.max_steps
             if steps == 0 or steps < -1:
                 raise UsageError(
                     f"--trainer.max_steps {steps} trains nothing: give a positive number of steps "
                     "(or -1, no limit, with --trainer.max_epochs)"
                 )
+            if str(trainer.precision) in HALF_PRECISIONS:
+                half = str(trainer.precision).removesuffix("-true")
+                raise UsageError(f"--trainer.precision {trainer.precision} is not supported: use {half}-mixed (autocast)")
 
         def before_fit(self) -> None:
             """Atomic checkpoint writes (unless another checkpoint plugin was chosen), a

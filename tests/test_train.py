@@ -297,6 +297,8 @@ def test_a_bad_ckpt_path_is_one_line(shard_args, tmp_path, capsys, quick_vgg):
         (["--data.crop_size", "30"], "crop_size must be a multiple of 8 and at least 16, got 30"),
         (["--data.batch_size", "0"], "batch_size (0), steps_per_epoch (3) and shuffle_buffer (8) must be ≥ 1, num_workers (0) ≥ 0"),
         (["--sigterm.grace_seconds", "0"], "grace_seconds must be positive, got 0.0"),
+        (["--trainer.precision", "bf16-true"], "--trainer.precision bf16-true is not supported: use bf16-mixed (autocast)"),
+        (["--trainer.precision", "16-true"], "--trainer.precision 16-true is not supported: use 16-mixed (autocast)"),
     ],
 )
 def test_impossible_data_and_trainer_settings_are_usage_errors(flag, message, shard_args, tmp_path, capsys, quick_vgg):
