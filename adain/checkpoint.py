@@ -72,9 +72,11 @@ def load_decoder(path: str | os.PathLike, encoder_identity: str, encoder_layout:
     i.e. ``encoder_layout == "vgg_normalised"``, since those files carry no metadata).
     """
     path = Path(path)
+    if path.is_dir():
+        raise DecoderFileError(f"{path}: is a folder, not a decoder file")
     if not path.is_file():
         raise DecoderFileError(f"{path}: no such decoder file")
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors":
         state, meta = _read_safetensors(path)
         if meta.get("format") != FORMAT or "encoder" not in meta:  # without it there is nothing to check
             raise DecoderFileError(f"{path}: not an AdaIN decoder file (no '{FORMAT}' metadata naming its encoder)")
@@ -92,6 +94,9 @@ def load_decoder(path: str | os.PathLike, encoder_identity: str, encoder_layout:
         decoder.load_state_dict({k: v.float() for k, v in state.items()})
     except RuntimeError as err:
         raise DecoderFileError(f"{path}: weights do not fit the decoder ({one_line(err, last=True)})") from None
+    broken = [name for name, weight in decoder.state_dict().items() if not torch.isfinite(weight).all()]
+    if broken:  # a run that diverged: every output would be NaN, written as a black image
+        raise DecoderFileError(f"{path}: the weights hold NaN or infinity ({', '.join(broken)})")
     return decoder.eval(), meta
 
 

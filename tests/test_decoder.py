@@ -151,3 +151,19 @@ def test_a_decoder_file_whose_name_is_not_utf8_round_trips(tmp_path, encoder):
     assert read_metadata(path)["steps"] == "3"
     loaded, meta = load_decoder(path, encoder.identity, encoder.layout)
     assert meta["encoder"] == encoder.identity and isinstance(loaded, Decoder)
+
+
+def test_a_folder_an_upper_case_suffix_and_diverged_weights_are_named(tmp_path, encoder):
+    (tmp_path / "run.safetensors").mkdir()
+    with pytest.raises(DecoderFileError, match="run.safetensors: is a folder, not a decoder file"):
+        load_decoder(tmp_path / "run.safetensors", encoder.identity, encoder.layout)
+    shouting = tmp_path / "DECODER.SAFETENSORS"
+    save_decoder(Decoder(), shouting, encoder.identity)
+    assert load_decoder(shouting, encoder.identity, encoder.layout)[1]["encoder"] == encoder.identity
+    diverged = Decoder()
+    with torch.no_grad():
+        diverged[0].bias[3] = float("nan")
+    save_decoder(diverged, tmp_path / "nan.safetensors", encoder.identity)
+    with pytest.raises(DecoderFileError) as info:
+        load_decoder(tmp_path / "nan.safetensors", encoder.identity, encoder.layout)
+    assert str(info.value) == f"{tmp_path / 'nan.safetensors'}: the weights hold NaN or infinity (0.bias)"

@@ -147,3 +147,16 @@ def test_style_codes_are_cached_per_file_version_and_per_encoder(st, tmp_path):
     bf16 = StyleTransfer(st.encoder, st.decoder, "bf16")
     code = codes.get(bf16, ImageSource.file(path), 32, False, 10**6, 10**6)  # not the fp32 model's code
     torch.testing.assert_close(code.mean, bf16.encode_style(Image.open(path)).mean, atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("gpu", "unknown device 'gpu'; use auto, cpu, cuda, cuda:N or mps"),
+    ("meta", "device 'meta' is not supported; use auto, cpu, cuda, cuda:N or mps"),
+])  # fmt: skip
+def test_a_device_name_torch_does_not_know_or_we_do_not_run_on_is_one_line(name, message):
+    from adain.device import resolve_device
+
+    with pytest.raises(ValueError) as info:
+        resolve_device(name)
+    assert str(info.value) == message
+    assert resolve_device("cpu") == torch.device("cpu")
