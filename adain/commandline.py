@@ -1,4 +1,4 @@
-"""What the command-line entry points share: finite float flags, and a quiet Ctrl-C.
+"""What the command-line entry points share: finite float flags, report paths checked up front, and a quiet Ctrl-C.
 
 ``infer.py``, ``train.py`` and the scripts print ``error: <one line>`` (:func:`adain.errors.one_line`)
 and exit non-zero on bad input instead of a traceback; an interrupt exits 130 (128 + SIGINT)
@@ -11,6 +11,7 @@ import argparse
 import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
@@ -26,6 +27,18 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return value
+
+
+def report_file(text: str) -> Path:
+    """argparse type of a report's ``--out``: a folder, or a path under a file, is refused at parsing
+    (exit 2) rather than when the report is written, after the whole measurement."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: cannot write a report there (a folder)")
+    folder = next(p for p in path.absolute().parents if p.exists())
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: cannot write a report there ({folder} is a file)")
+    return path
 
 
 def run_main(main: Callable[[], int]) -> NoReturn:

@@ -17,6 +17,7 @@ import datetime
 import io
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,8 +38,10 @@ sys.path.insert(0, str(ROOT))
 
 from adain.app.limits import Limits  # noqa: E402
 from adain.checkpoint import save_decoder  # noqa: E402
-from adain.commandline import run_main  # noqa: E402
+from adain.commandline import report_file, run_main  # noqa: E402
 from adain.encoder import VGG19Encoder  # noqa: E402
+from adain.errors import one_line  # noqa: E402
+from compare.benchmark import cpu_model  # noqa: E402
 from compare.inputs import random_decoder  # noqa: E402
 
 
@@ -83,7 +87,9 @@ def measured_run(command: list[str]) -> MeasuredRun:
     """Run a Python script with arguments from the repository root, measuring its peaks."""
     proc = subprocess.run([sys.executable, "-c", PEAK_PROBE, *command], cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed: {proc.stderr[-2000:]}")
+        said = [line for line in proc.stderr.splitlines() if line.strip() and not re.fullmatch(r"\d+ -?\d+", line)]
+        reason = said[-1].removeprefix("error: ") if said else "no message"  # its one-line error, not the probe's peaks
+        raise RuntimeError(f"{command[0]} failed (exit {proc.returncode}): {reason}")
     *printed, peaks = proc.stderr.splitlines()
     rss_kb, cuda_bytes = (int(v) for v in peaks.split())
     return MeasuredRun(rss_kb / 1024, None if cuda_bytes < 0 else cuda_bytes / 2**20, "\n".join(printed))
@@ -98,8 +104,8 @@ def report(script: str, tables: str, out: Path | None, details: str = "") -> Non
     """Print Markdown ``tables`` under a line saying when, on what machine and by which script
     they were measured (plus ``details``), and write them to ``out`` too."""
     text = (
-        f"Measured {datetime.date.today().isoformat()} on {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, Python {platform.python_version()}{details}, `scripts/{script}`.\n\n{tables}"
+        f"Measured {datetime.date.today().isoformat()} on {cpu_model()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, torch {torch.__version__}{details}, `scripts/{script}`.\n\n{tables}"
     )
     print(text)
     if out is not None:
@@ -196,8 +202,17 @@ def app_rows(decoder: Path) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, help="write the Markdown table here too")
+    parser.add_argument("--out", type=report_file, help="write the Markdown table here too")
     args = parser.parse_args()
+    try:
+        return measure(args)
+    except (RuntimeError, ValueError, OSError) as err:  # a failed infer.py run, the app not starting: one line
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 1
+
+
+def measure(args: argparse.Namespace) -> int:
+    """Run every case and write the report."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

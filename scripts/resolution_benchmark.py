@@ -23,7 +23,8 @@ sys.path.insert(0, str(ROOT))
 
 from memory_benchmark import measured_run, report, smooth_image, untrained_decoder  # noqa: E402
 
-from adain.commandline import run_main  # noqa: E402
+from adain.commandline import report_file, run_main  # noqa: E402
+from adain.errors import one_line  # noqa: E402
 from adain.imageio import MAX_WORK_PIXELS  # noqa: E402
 
 SIZES = {1: (1152, 864), 4: (2304, 1728), 16: (4608, 3456), 36: (6912, 5184)}  # megapixels: (width, height)
@@ -32,11 +33,20 @@ CASES = {"untiled": ["--max-tile", "0"], "tiled (1024)": ["--max-tile", "1024"],
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, help="write the Markdown table here too")
+    parser.add_argument("--out", type=report_file, help="write the Markdown table here too")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), choices=list(SIZES), help="megapixels")
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where infer.py runs (default cpu)")
     args = parser.parse_args()
+    try:
+        return measure(args)
+    except (RuntimeError, ValueError, OSError) as err:  # a failed infer.py run (no CUDA …): one line
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 1
+
+
+def measure(args: argparse.Namespace) -> int:
+    """Run every size and case and write the report."""
     cuda = args.device == "cuda"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch
 from adain.commandline import run_main
 from adain.device import resolve_device
 from adain.encoder import VGG19Encoder
+from adain.errors import one_line
 from adain.imageio import load_image
 from compare.benchmark import device_name, sync
 from gatys import DEFAULTS, stylize
@@ -83,6 +85,17 @@ def main() -> int:
     p.add_argument("--content", default=str(ROOT / "examples/content/chelsea.jpg"))
     p.add_argument("--style", default=str(ROOT / "examples/style/van_gogh_starry_night.jpg"))
     args = p.parse_args()
+    if min(args.sizes) < 1 or args.steps < 1:  # a size of 0 would keep the photo's own size, labelled 0×0
+        p.error("--sizes and --steps must be >= 1")
+    try:
+        return measure(args)
+    except (ValueError, OSError) as err:  # bad images, devices, sizes too small for the layers: one line
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 1
+
+
+def measure(args: argparse.Namespace) -> int:
+    """Print the header and one row per size."""
     device = resolve_device(args.device)
     encoder = VGG19Encoder.load().to(device)
     print(f"# {time.strftime('%Y-%m-%d')} · {device.type} ({device_name(device)}) · torch {torch.__version__} · L-BFGS · {args.steps} steps")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ from pathlib import Path
 import lightning as L
 import torch
 
-from adain.commandline import run_main
+from adain.commandline import report_file, run_main
 from adain.data import AdaINDataModule, MemoryImages
+from adain.errors import UsageError, one_line
 from adain.training import AdaINTraining
 from compare.benchmark import device_name, sync
 
@@ -138,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop-size", type=int, default=256, help="data.crop_size (default 256)")
     p.add_argument("--accelerator", default="auto", help="Lightning accelerator (default auto)")
     p.add_argument("--scratch", type=Path, default=Path("runs/train_speed"), help="Lightning's working folder")
-    p.add_argument("--out", type=Path, help="also write the report here (Markdown)")
+    p.add_argument("--out", type=report_file, help="also write the report here (Markdown)")
     return p
 
 
@@ -153,9 +155,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--warmup and --steps must be at least 1")
     memory: dict[str, MemoryImages] = {}
     rows = []
-    for setup in setups:
-        rows.append(measure(setup, args, memory))
-        print(table(rows[-1:]).splitlines()[-1], flush=True)
+    try:
+        for setup in setups:
+            rows.append(measure(setup, args, memory))
+            print(table(rows[-1:]).splitlines()[-1], flush=True)
+    except UsageError as err:  # data settings that can never train, as train.py says them: exit 2
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as err:  # missing or unreadable shards, a bad accelerator: one line
+        print(f"error: {one_line(err, last=True)}", file=sys.stderr)
+        return 1
     device = torch.device("cuda" if torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda") else "cpu")
     text = (
         f"Measured {datetime.date.today().isoformat()} on {device_name(device)}, torch {torch.__version__}, "

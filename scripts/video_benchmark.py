@@ -32,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from memory_benchmark import measured_run, report, untrained_decoder  # noqa: E402
 
-from adain.commandline import run_main  # noqa: E402
+from adain.commandline import finite_float, report_file, run_main  # noqa: E402
+from adain.errors import one_line  # noqa: E402
 
 SIZES = {"480p": (854, 480), "720p": (1280, 720)}
 RATE = 30
@@ -90,16 +91,36 @@ def stylise(clip: Path, output: Path, decoder: Path, *flags: str, size: int = 0)
     return run.rss_mb, fps
 
 
+def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Refuse impossible settings before any clip is made (exit 2 with the usage)."""
+    if args.frames < 2:
+        parser.error("--frames must be >= 2: flicker compares consecutive frames")
+    if args.long < 1 or args.long_rate <= 0:
+        parser.error("--long must be >= 1 and --long-rate > 0")
+    if args.real_size < 0:
+        parser.error("--real-size must be >= 0 (0: the clip's own size)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, help="write the Markdown tables here too")
+    parser.add_argument("--out", type=report_file, help="write the Markdown tables here too")
     parser.add_argument("--decoder", type=Path, help="a trained decoder (default: an untrained one)")
     parser.add_argument("--frames", type=int, default=12, help="frames per speed and flicker clip (default 12)")
     parser.add_argument("--long", type=int, default=36, help="frames of the longer 720p clip for memory (default 36)")
-    parser.add_argument("--long-rate", type=float, default=RATE, help=f"its frames per second (default {RATE})")
+    parser.add_argument("--long-rate", type=finite_float, default=RATE, help=f"its frames per second (default {RATE})")
     parser.add_argument("--memory-only", action="store_true", help="measure only the longer clip's memory")
     parser.add_argument("--real-size", type=int, default=360, help="shorter side the real clip is stylised at (default 360)")
     args = parser.parse_args()
+    check(args, parser)
+    try:
+        return measure(args)
+    except (RuntimeError, ValueError, OSError) as err:  # a failed infer.py run, a bad --decoder: one line
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        return 1
+
+
+def measure(args: argparse.Namespace) -> int:
+    """Make the clips, stylise them and write the report."""
     speed, memory, flickers = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

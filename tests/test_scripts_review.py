@@ -1,0 +1,139 @@
+"""The measurement scripts refuse impossible settings at once (exit 2, one line) and report a
+failure on one line (exit 1), never with a traceback or after the whole measurement has run."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "scripts"
+
+
+def script(name: str):
+    """A script of ``scripts/`` as a module (its sibling imports resolved as when it runs)."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    spec = importlib.util.spec_from_file_location(f"review_{name}", SCRIPTS / f"{name}.py")
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up
+    spec.loader.exec_module(module)
+    return module
+
+
+class Measured(Exception):
+    """Raised where a script would start measuring: the check came too late."""
+
+
+def measuring(*_: object, **__: object) -> None:
+    raise Measured
+
+
+def one_error_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in text, text
+    return lines[0]
+
+
+def run_main(module, monkeypatch, capsys, *argv: str) -> tuple[int, str]:
+    """``module.main()`` with ``argv``: its status (a parser's exit included) and its stderr."""
+    monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *argv])
+    try:
+        code = module.main()
+    except SystemExit as done:
+        code = done.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv", [["--steps", "0"], ["--steps", "-1"], ["--sizes", "0"], ["--sizes", "256", "-5"]]
+)  # fmt: skip
+def test_time_gatys_refuses_impossible_sizes_and_steps(argv, monkeypatch, capsys):
+    """--steps 0 was a ZeroDivisionError; --sizes 0 measured the whole photo and labelled it 0×0."""
+    time_gatys = script("time_gatys")
+    monkeypatch.setattr(time_gatys, "package_seconds_per_step", measuring)
+    code, err = run_main(time_gatys, monkeypatch, capsys, *argv)
+    assert code == 2 and "must be >= 1" in one_error_line(err.splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [(["--content", "missing.jpg"], "missing.jpg: no such file"), (["--device", "gpu"], "unknown device 'gpu'")],
+)
+def test_time_gatys_reports_bad_inputs_on_one_line(argv, said, monkeypatch, capsys):
+    code, err = run_main(script("time_gatys"), monkeypatch, capsys, *argv, "--sizes", "32", "--steps", "1")
+    assert code == 1 and one_error_line(err).startswith("error: ") and said in err
+
+
+def test_train_speed_reports_bad_settings_and_data_on_one_line(tmp_path, capsys):
+    """Errors of the data module (a crop it cannot take, missing shards) were tracebacks."""
+    train_speed = script("train_speed")
+    common = ["--setups", "fp32", "--warmup", "1", "--steps", "1", "--workers", "0", "--accelerator", "cpu",
+              "--scratch", str(tmp_path / "scratch")]  # fmt: skip
+    missing = str(tmp_path / "missing-{000000..000001}.tar")
+    assert train_speed.main(["--content-shards", missing, "--style-shards", missing, *common]) == 1
+    assert "no such shard" in one_error_line(capsys.readouterr().err)
+    assert train_speed.main(["--content-shards", missing, "--style-shards", missing, "--crop-size", "12", *common]) == 2
+    assert "crop_size must be a multiple of 8" in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("name", ["train_speed", "memory_benchmark", "resolution_benchmark", "video_benchmark"])
+def test_a_report_path_that_cannot_be_written_is_refused_before_measuring(name, tmp_path, monkeypatch, capsys):
+    """An --out naming a folder was found only when the report was written, after the whole run,
+    as a traceback (IsADirectoryError); under a file, as NotADirectoryError."""
+    module = script(name)
+    for target in ("measure", "untrained_decoder"):
+        if hasattr(module, target):
+            monkeypatch.setattr(module, target, measuring)
+    (tmp_path / "file.md").write_text("")
+    shards = ["--content-shards", "c.tar", "--style-shards", "s.tar"] if name == "train_speed" else []
+    for out in (tmp_path, tmp_path / "file.md" / "report.md"):
+        code, err = run_main(module, monkeypatch, capsys, *shards, "--out", str(out))
+        assert code == 2 and f"{out}" in one_error_line(err.splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "argv", [["--frames", "1"], ["--long", "0"], ["--long-rate", "0"], ["--long-rate", "nan"], ["--real-size", "-1"]]
+)  # fmt: skip
+def test_video_benchmark_refuses_impossible_numbers(argv, monkeypatch, capsys):
+    """--long-rate 0 was a ZeroDivisionError and --frames 1 a flicker of NaN, each after minutes;
+    --long 0 and --frames 0 a multi-line RuntimeError from infer.py's run."""
+    video = script("video_benchmark")
+    monkeypatch.setattr(video, "untrained_decoder", measuring)
+    monkeypatch.setattr(video, "make_clip", measuring)
+    code, err = run_main(video, monkeypatch, capsys, *argv)
+    assert code == 2 and one_error_line(err.splitlines()[-1])
+
+
+def test_a_failed_measured_run_is_one_line():
+    """It carried the child's last 2000 characters of stderr and the probe's numbers."""
+    memory = script("memory_benchmark")
+    with pytest.raises(RuntimeError) as failed:
+        memory.measured_run(["infer.py", "--content", "missing.jpg", "--style", "missing.jpg", "--decoder", "random"])
+    line = one_error_line(str(failed.value))
+    assert line.startswith("infer.py failed (exit 1): ") and line.endswith("random: no such decoder file")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_resolution_benchmark_on_missing_cuda_is_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "scripts/resolution_benchmark.py", "--sizes", "1", "--cases", "--look-size 512", "--device", "cuda",
+         "--out", str(tmp_path / "report.md")],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "CUDA was requested but is not available" in one_error_line(proc.stderr)
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_reports_name_the_processor_and_the_torch_version(tmp_path, capsys):
+    """The machine was ``platform.processor() or platform.machine()``: on Linux "x86_64", not the CPU."""
+    from compare.benchmark import cpu_model
+
+    script("memory_benchmark").report("memory_benchmark.py", "| a |\n", tmp_path / "report.md", ", cpu")
+    header = (tmp_path / "report.md").read_text().splitlines()[0]
+    assert f" on {cpu_model()}, " in header and f", torch {torch.__version__}, cpu, " in header
+    assert header == capsys.readouterr().out.splitlines()[0]
