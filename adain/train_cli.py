@@ -2,7 +2,7 @@
 ``adain-train`` (installed) or ``python train.py``.
 
     python train.py fit --config configs/adain.yaml \\
-        --data.content_shards 'shards/coco-{000000..000082}.tar' --data.style_shards 'shards/wikiart-{000000..000079}.tar'
+        --data.content_shards 'shards/coco-{000000..000082}.tar' --data.style_shards 'shards/wikiart-{000000..000080}.tar'
     python train.py fit --config configs/adain.yaml ... --ckpt_path last          # resume
     python train.py export runs/adain/checkpoints/last.ckpt decoder.safetensors   # decoder file for infer.py
 

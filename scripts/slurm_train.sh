@@ -2,7 +2,7 @@
 # Train the AdaIN decoder on a SLURM cluster: DDP over every GPU of every node, bf16.
 #
 #   CONTENT_SHARDS='/data/shards/coco-{000000..000082}.tar' \
-#   STYLE_SHARDS='/data/shards/wikiart-{000000..000079}.tar' \
+#   STYLE_SHARDS='/data/shards/wikiart-{000000..000080}.tar' \
 #   sbatch --nodes=2 scripts/slurm_train.sh [more train.py options]
 #
 # Run it from the repository root (with its .venv, or set PYTHON). One task per GPU: Lightning
