@@ -280,25 +280,32 @@ def test_a_client_gone_before_its_turn_is_not_rendered(model, gallery):
     assert stylist.codes.misses == 0
 
 
+class RenderCount:
+    """Wraps ``stylist.render`` to count how many renders ever ran at once (``most``); ``started``
+    is set when the first begins, and each waits ``delay`` seconds before rendering."""
+
+    def __init__(self, stylist: Stylist, delay: float = 0.0):
+        self.inside, self.most, self.delay = 0, 0, delay
+        self.started, self.lock, self.render = threading.Event(), threading.Lock(), stylist.render
+        stylist.render = self
+
+    def __call__(self, job):
+        with self.lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+        self.started.set()
+        try:
+            time.sleep(self.delay)
+            return self.render(job)
+        finally:
+            with self.lock:
+                self.inside -= 1
+
+
 def test_parallel_requests_are_served_one_at_a_time_in_full(model, gallery):
     """Four requests at once: each gets its own correct answer, and model calls never overlap."""
     stylist, app = make_app(model, gallery)
-    inside, most = 0, 0
-    lock = threading.Lock()
-    real_render = stylist.render
-
-    def counting_render(job):
-        nonlocal inside, most
-        with lock:
-            inside += 1
-            most = max(most, inside)
-        try:
-            return real_render(job)
-        finally:
-            with lock:
-                inside -= 1
-
-    stylist.render = counting_render
+    renders = RenderCount(stylist)
     alphas = ["0", "0.3", "0.7", "1"]
     expected = {a: post(TestClient(app), content_example="coffee", style_example="munch_the_scream", alpha=a).content for a in alphas}
 
@@ -312,44 +319,27 @@ def test_parallel_requests_are_served_one_at_a_time_in_full(model, gallery):
     answers = asyncio.run(run_all())
     assert [r.status_code for r in answers] == [200] * 4
     assert [r.content for r in answers] == [expected[a] for a in alphas]
-    assert most == 1 and stylist.pending == 0
+    assert renders.most == 1 and stylist.pending == 0
 
 
 def test_a_request_cancelled_while_rendering_keeps_the_model_until_its_render_ends(model, gallery):
     """An ASGI server may cancel a request (its client gone); the render in a thread cannot be
     stopped, so the next request must not start its own render alongside it."""
     stylist, app = make_app(model, gallery)
-    inside, most, started = 0, 0, threading.Event()
-    lock = threading.Lock()
-    real_render = stylist.render
-
-    def slow_counting_render(job):
-        nonlocal inside, most
-        with lock:
-            inside += 1
-            most = max(most, inside)
-        started.set()
-        try:
-            time.sleep(0.5)
-            return real_render(job)
-        finally:
-            with lock:
-                inside -= 1
-
-    stylist.render = slow_counting_render
+    renders = RenderCount(stylist, delay=0.5)
     form = {**SMALL, "content_example": "chelsea", "style_example": "munch_the_scream"}
 
     async def scenario():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t", timeout=60) as client:
             first = asyncio.create_task(client.post("/api/stylize", data=form))
-            while not (started.is_set() or first.done()):  # bounded: until its render starts
+            while not (renders.started.is_set() or first.done()):  # bounded: until its render starts
                 await asyncio.sleep(0.01)
             first.cancel()
             return await client.post("/api/stylize", data=form), first
 
     second, first = asyncio.run(scenario())
     assert first.cancelled() and second.status_code == 200
-    assert most == 1 and stylist.pending == 0
+    assert renders.most == 1 and stylist.pending == 0
 
 
 def test_a_full_queue_answers_503_at_once_and_recovers(model, gallery):

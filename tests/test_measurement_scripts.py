@@ -19,7 +19,7 @@ def script(name: str):
     """A script of ``scripts/`` as a module (its sibling imports resolved as when it runs)."""
     if str(SCRIPTS) not in sys.path:
         sys.path.insert(0, str(SCRIPTS))
-    spec = importlib.util.spec_from_file_location(f"review_{name}", SCRIPTS / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"measured_{name}", SCRIPTS / f"{name}.py")
     module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up
     spec.loader.exec_module(module)
     return module
