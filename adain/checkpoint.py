@@ -33,16 +33,21 @@ class DecoderFileError(ValueError):
 
 
 def save_decoder(
-    decoder: Decoder, path: str | os.PathLike, encoder_identity: str, metadata: Mapping[str, object] | None = None
+    decoder: Decoder,
+    path: str | os.PathLike,
+    encoder_identity: str,
+    metadata: Mapping[str, object] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> None:
     """Write ``decoder`` as safetensors with its metadata, atomically (temp file + rename).
 
-    ``metadata`` values that are not strings are stored as JSON.
+    ``metadata`` values that are not strings are stored as JSON. ``dtype`` is the weights' storage
+    type (``torch.float16`` halves the file); :func:`load_decoder` reads them back as fp32.
     """
     path = Path(path)
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
     meta.update(format=FORMAT, arch=ARCH, encoder=encoder_identity)
-    state = {k: v.detach().contiguous().cpu() for k, v in decoder.state_dict().items()}
+    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in decoder.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(state, tmp, metadata=meta)
 

@@ -36,19 +36,22 @@ def checkpoint_dir(root_dir: str | None) -> str:
 
 
 def export_command(argv: Sequence[str]) -> int:
-    """``train.py export CKPT OUT``: a checkpoint's decoder as a ``.safetensors`` file."""
+    """``train.py export CKPT OUT [--fp16]``: a checkpoint's decoder as a ``.safetensors`` file."""
     prog = f"{os.path.basename(sys.argv[0])} export"
     parser = argparse.ArgumentParser(prog=prog, description="Export a train.py checkpoint's decoder.")
     parser.add_argument("checkpoint", help="a train.py checkpoint (.ckpt), e.g. runs/adain/checkpoints/last.ckpt")
     parser.add_argument("output", help="decoder file to write (.safetensors), for infer.py --decoder")
+    parser.add_argument("--fp16", action="store_true", help="store the weights as fp16: half the file; read back as fp32")
     args = parser.parse_args(argv)
     if not args.output.endswith(".safetensors"):
         parser.error(f"{args.output}: the output must end in .safetensors")
+    import torch
+
     from adain.checkpoint import DecoderFileError
     from adain.training import export_decoder
 
     try:
-        meta = export_decoder(args.checkpoint, args.output)
+        meta = export_decoder(args.checkpoint, args.output, torch.float16 if args.fp16 else torch.float32)
     except (DecoderFileError, OSError) as err:
         print(f"error: {one_line(err, last=True)}", file=sys.stderr)
         return 1

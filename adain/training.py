@@ -250,8 +250,11 @@ class AdaINTraining(L.LightningModule):
             log.info("exported the decoder to %s", folder / EXPORT_NAME)
 
 
-def export_decoder(checkpoint_path: str | os.PathLike, output: str | os.PathLike) -> dict[str, str]:
-    """Write a ``train.py`` checkpoint's decoder as a ``.safetensors`` decoder file; returns its metadata."""
+def export_decoder(
+    checkpoint_path: str | os.PathLike, output: str | os.PathLike, dtype: torch.dtype = torch.float32
+) -> dict[str, str]:
+    """Write a ``train.py`` checkpoint's decoder as a ``.safetensors`` decoder file, its weights
+    stored as ``dtype``; returns its metadata."""
     if not Path(checkpoint_path).is_file():
         raise DecoderFileError(f"{checkpoint_path}: no such checkpoint")
     try:
@@ -260,7 +263,7 @@ def export_decoder(checkpoint_path: str | os.PathLike, output: str | os.PathLike
         raise DecoderFileError(f"{checkpoint_path}: not a train.py checkpoint ({type(err).__name__})") from None
     identity = meta.pop("encoder")
     decoder, _ = load_decoder(checkpoint_path, identity, encoder_layout="")  # the layout matters only for .pth files
-    save_decoder(decoder, output, identity, meta)
+    save_decoder(decoder, output, identity, meta, dtype)
     return meta
 
 

@@ -145,6 +145,16 @@ def test_infer_and_export_use_the_checkpoint(smoke_run, tmp_path, encoder):
     b = StyleTransfer(encoder, from_file)(photo, [StyleTransfer(encoder, from_file).encode_style(photo)])
     assert torch.equal(a, b)
 
+    half = tmp_path / "decoder-fp16.safetensors"  # stored in 16 bits, read back as fp32
+    assert train.main(["export", str(ckpt), str(half), "--fp16"]) == 0
+    with safe_open(str(half), framework="pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}
+    assert half.stat().st_size < 0.55 * exported.stat().st_size
+    from_half, half_meta = load_decoder(half, encoder.identity, encoder.layout)
+    assert half_meta == meta
+    c = StyleTransfer(encoder, from_half)(photo, [StyleTransfer(encoder, from_half).encode_style(photo)])
+    assert 0 < (c - a).abs().max() < 2e-3
+
 
 def test_export_refuses_what_it_cannot_use(tmp_path, capsys):
     assert train.main(["export", str(tmp_path / "none.ckpt"), str(tmp_path / "d.safetensors")]) == 1

@@ -75,7 +75,7 @@ def test_adain_stylize_works_from_another_folder_with_the_bundled_decoder(instal
     assert run(installed, "adain-stylize", "--version", cwd=tmp_path).stdout.startswith("adain-stylize ")
 
 
-def test_adain_serve_serves_the_gallery_and_adain_train_answers_help(installed, tmp_path):
+def test_adain_serve_serves_the_gallery_and_both_answer_help(installed, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -96,5 +96,6 @@ def test_adain_serve_serves_the_gallery_and_adain_train_answers_help(installed, 
     finally:
         server.terminate()
         server.wait(timeout=30)
-    proc = run(installed, "adain-train", "--help", cwd=tmp_path)
-    assert proc.returncode == 0 and "usage: adain-train" in proc.stdout, proc.stderr[-3000:]
+    for command in ("adain-train", "adain-serve"):  # each names itself in its usage
+        proc = run(installed, command, "--help", cwd=tmp_path)
+        assert proc.returncode == 0 and f"usage: {command}" in proc.stdout, proc.stderr[-3000:]

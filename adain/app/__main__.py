@@ -26,7 +26,8 @@ from .limits import Limits
 def build_parser() -> argparse.ArgumentParser:
     """The command-line contract (see README, "Web app and HTTP API")."""
     d = Limits()
-    p = argparse.ArgumentParser(prog="python -m adain.app", description="Serve the style-transfer page and HTTP API.")
+    prog = "python -m adain.app" if sys.argv[0].endswith("__main__.py") else None  # else adain-serve, as typed
+    p = argparse.ArgumentParser(prog=prog, description="Serve the style-transfer page and HTTP API.")
     add_version(p)
     add_model_options(p, "decoder file (default: the bundled one); as for infer.py")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
