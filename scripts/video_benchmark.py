@@ -1,7 +1,7 @@
 """Video on this machine: frames per second at 480p and 720p, peak memory against clip length,
 and flicker with and without ``--smoothing``.
 
-    python scripts/video_benchmark.py --out docs/benchmarks/video.md [--decoder DECODER]
+    python scripts/video_benchmark.py --out docs/benchmarks/video.md [--decoder DECODER] [--flicker-only]
 
 Two clips are made from a real photo (``examples/content/astronaut.jpg``, enlarged): a *pan*, a
 window sliding 4 px per frame across it (camera motion), and a *still* one, the same frame with
@@ -109,7 +109,9 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=12, help="frames per speed and flicker clip (default 12)")
     parser.add_argument("--long", type=int, default=36, help="frames of the longer 720p clip for memory (default 36)")
     parser.add_argument("--long-rate", type=finite_float, default=RATE, help=f"its frames per second (default {RATE})")
-    parser.add_argument("--memory-only", action="store_true", help="measure only the longer clip's memory")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--memory-only", action="store_true", help="measure only the longer clip's memory")
+    only.add_argument("--flicker-only", action="store_true", help="only the flicker clips (pan and still at 480p, the real clip)")
     parser.add_argument("--real-size", type=int, default=360, help="shorter side the real clip is stylised at (default 360)")
     args = parser.parse_args()
     check(args, parser)
@@ -127,7 +129,8 @@ def measure(args: argparse.Namespace) -> int:
         folder = Path(tmp)
         decoder = args.decoder if args.decoder is not None else untrained_decoder(folder, "speed and memory")
         # speed; the 480p runs give the pan's flicker, the 720p ones the short clip's memory
-        for name, size in {} if args.memory_only else SIZES.items():
+        sizes = {} if args.memory_only else {"480p": SIZES["480p"]} if args.flicker_only else SIZES
+        for name, size in sizes.items():
             clip = make_clip(folder / f"pan_{name}.mp4", size, args.frames, "pan")
             row = []
             for smoothing in ("0", "0.8"):
@@ -139,11 +142,12 @@ def measure(args: argparse.Namespace) -> int:
                 flickers.append(f"| pan (480p, {args.frames} frames) | {row[0]:.2f} | {row[1]:.2f} |")
             else:
                 memory.append(f"| 720p, {args.frames} frames ({args.frames / RATE:.1f} s at {RATE} fps) | {peak:,.0f} MB |")
-        clip = make_clip(folder / "long.mp4", SIZES["720p"], args.long, "pan", args.long_rate)
-        peak, _ = stylise(clip, folder / "out.mp4", decoder)
-        seconds = args.long / args.long_rate
-        memory.append(f"| 720p, {args.long} frames ({seconds:.1f} s at {args.long_rate:g} fps) | {peak:,.0f} MB |")
-        print(memory[-1], file=sys.stderr, flush=True)
+        if not args.flicker_only:
+            clip = make_clip(folder / "long.mp4", SIZES["720p"], args.long, "pan", args.long_rate)
+            peak, _ = stylise(clip, folder / "out.mp4", decoder)
+            seconds = args.long / args.long_rate
+            memory.append(f"| 720p, {args.long} frames ({seconds:.1f} s at {args.long_rate:g} fps) | {peak:,.0f} MB |")
+            print(memory[-1], file=sys.stderr, flush=True)
         if args.memory_only:
             table = "| clip (`--smoothing 0.8`) | peak RSS |\n|---|---|\n" + memory[-1] + "\n"
             report("video_benchmark.py", table, args.out, ", CPU, fp32")
@@ -165,10 +169,14 @@ def measure(args: argparse.Namespace) -> int:
         flickers.append(f"| real: {where} | {row[0]:.2f} | {row[1]:.2f} |")
         print(flickers[-1], file=sys.stderr, flush=True)
     which = f"decoder `{args.decoder}`" if args.decoder else "an untrained decoder (flicker figures are not those of a trained one)"
-    tables = (
-        "| clip | `--smoothing` | frames/s | peak RSS |\n|---|---|---|---|\n" + "\n".join(speed) + "\n\n"
-        "| clip (`--smoothing 0.8`) | peak RSS |\n|---|---|\n" + "\n".join(memory) + "\n\n"
-        "| flicker (output change / input change) | `--smoothing 0` | `--smoothing 0.8` |\n|---|---|---|\n" + "\n".join(flickers) + "\n"
+    tables = "\n".join(
+        head + "".join(row + "\n" for row in rows)
+        for head, rows in (
+            ("| clip | `--smoothing` | frames/s | peak RSS |\n|---|---|---|---|\n", speed),
+            ("| clip (`--smoothing 0.8`) | peak RSS |\n|---|---|\n", memory),
+            ("| flicker (output change / input change) | `--smoothing 0` | `--smoothing 0.8` |\n|---|---|---|\n", flickers),
+        )
+        if rows
     )  # fmt: skip
     report("video_benchmark.py", tables, args.out, f", CPU, fp32, {which}")
     return 0

@@ -137,3 +137,25 @@ def test_reports_name_the_processor_and_the_torch_version(tmp_path, capsys):
     header = (tmp_path / "report.md").read_text().splitlines()[0]
     assert f" on {cpu_model()}, " in header and f", torch {torch.__version__}, cpu, " in header
     assert header == capsys.readouterr().out.splitlines()[0]
+
+
+def test_video_benchmark_flicker_only_runs_just_the_flicker_clips(tmp_path, monkeypatch, capsys):
+    """--flicker-only: the pan and still clips at 480p and the real clip, no 720p or memory run,
+    and a report without the memory table."""
+    video = script("video_benchmark")
+    made, runs = [], []
+    monkeypatch.setattr(video, "make_clip", lambda path, size, *_: made.append((path.name, size)) or path)
+    monkeypatch.setattr(video, "stylise", lambda clip, *flags, **kw: runs.append(clip.name) or (1000.0, 0.5))
+    monkeypatch.setattr(video, "flicker", lambda output, source: 0.25)
+    monkeypatch.setattr(video, "frames_of", lambda path: [0] * 7)
+    decoder = tmp_path / "decoder.safetensors"
+    code, _ = run_main(video, monkeypatch, capsys, "--flicker-only", "--decoder", str(decoder), "--out", str(tmp_path / "r.md"))
+    assert code == 0
+    assert made == [("pan_480p.mp4", (854, 480)), ("still.mp4", (854, 480))]
+    assert runs == ["pan_480p.mp4"] * 2 + ["still.mp4"] * 2 + [video.REAL_CLIP.name] * 2
+    report = (tmp_path / "r.md").read_text()
+    assert "| pan (480p" in report and "| still (480p" in report and "| real: `big_buck_bunny.mp4` (360p, 7 frames" in report
+    assert "| 480p (854×480) | 0.8 |" in report and "720p" not in report and "| clip (`--smoothing 0.8`) | peak RSS |" not in report
+    assert f"decoder `{decoder}`" in report
+    code, err = run_main(video, monkeypatch, capsys, "--flicker-only", "--memory-only")
+    assert code == 2 and "not allowed with" in err
