@@ -160,3 +160,24 @@ def test_video_benchmark_flicker_only_runs_just_the_flicker_clips(tmp_path, monk
     assert f"decoder `{decoder}`" in report
     code, err = run_main(video, monkeypatch, capsys, "--flicker-only", "--memory-only")
     assert code == 2 and "not allowed with" in err
+
+
+def test_training_log_averages_windows_across_resumed_runs(tmp_path, capsys):
+    """Lightning's metrics.csv (the epoch column, empty cells, a resumed run in a second file that
+    logs a step again) thinned to one row per window: means of the losses, the last learning rate."""
+    header = "epoch,step,train/content,train/loss,train/lr,train/pairs_per_sec,train/style,val/other\n"
+    (tmp_path / "a.csv").write_text(header + "0,9,4,40,0.5,,3,\n0,19,2,20,0.4,8,1,7\n0,29,9,90,0.3,9,9,\n")
+    (tmp_path / "b.csv").write_text(header + "0,29,3,30,0.3,10,2,\n0,39,5,50,0.2,12,4,\n1,,,,,,,\n")
+    log = script("training_log")
+    out = tmp_path / "log.csv"
+    assert log.main([str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--every", "20", "--out", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "step,content,style,style_relu1_1,style_relu2_1,style_relu3_1,style_relu4_1,loss,pairs_per_sec,lr"
+    assert lines[1:] == ["19,3,2,,,,,30,8,0.4", "39,4,3,,,,,40,11,0.2"]  # steps 0–19 and 20–39; step 29 from b.csv
+    assert "2 rows, steps up to 39" in capsys.readouterr().err
+    (tmp_path / "empty.csv").write_text(header)
+    assert log.main([str(tmp_path / "empty.csv"), "--out", str(out)]) == 1
+    assert one_error_line(capsys.readouterr().err).startswith("error: no train/ metrics in")
+    assert log.main([str(tmp_path / "missing.csv"), "--out", str(out)]) == 1
+    assert "missing.csv" in one_error_line(capsys.readouterr().err)
+    assert out.read_text().splitlines()[1:] == lines[1:]  # a failed run leaves the last log as it was
