@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from adain.atomicfile import atomic_path  # noqa: E402
-from adain.commandline import run_main  # noqa: E402
+from adain.commandline import report_file, run_main  # noqa: E402
+from adain.errors import one_line  # noqa: E402
 
 MEANS = ("content", "style", "style_relu1_1", "style_relu2_1", "style_relu3_1", "style_relu4_1", "loss", "pairs_per_sec")
 COLUMNS = ("step", *MEANS, "lr")
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("metrics", nargs="+", type=Path, help="metrics.csv files of one run (Lightning's CSVLogger)")
     parser.add_argument("--every", type=int, default=500, help="steps per row (default 500)")
-    parser.add_argument("--out", type=Path, required=True, help="the thinned log (CSV)")
+    parser.add_argument("--out", type=report_file, required=True, help="the thinned log (CSV)")
     args = parser.parse_args(argv)
     if args.every < 1:
         parser.error("--every must be >= 1")
@@ -79,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"no train/ metrics in {', '.join(map(str, args.metrics))}")
         write(rows, args.out)
     except (OSError, ValueError, csv.Error) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
     print(f"wrote {args.out}: {len(rows)} rows, steps up to {rows[-1]['step']}", file=sys.stderr)
     return 0
