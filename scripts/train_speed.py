@@ -10,13 +10,21 @@ the real :class:`~adain.training.AdaINTraining` and :class:`~adain.data.AdaINDat
 Lightning Trainer for ``--warmup`` steps (compilation, allocator, loader start-up), then
 ``--steps`` timed steps, waiting for the device at both ends, with cuDNN's autotuner on (as in
 ``configs/gpu.yaml``). The batch size does not change the learning rate here: speed does not
-depend on it.
+depend on it. Each row also gives the mean training loss of the timed steps, the check that a
+set-up still trains (the same data and seed in every set-up, so the rows are alike).
+
+``--best-config FILE`` writes the fastest set-up whose loss is finite as a ``train.py`` config, to
+give after ``--base-config`` (default ``configs/adain.yaml``) and ``configs/gpu.yaml``. A larger
+batch than the base's takes the learning rate times the square root of the batch ratio (the
+square-root rule for Adam: Malladi et al., NeurIPS 2022) and the decay times the ratio, so the
+schedule follows the pairs seen, not the steps.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -25,6 +33,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+import yaml
 
 from adain.commandline import report_file, run_main
 from adain.data import AdaINDataModule, MemoryImages
@@ -32,6 +41,7 @@ from adain.errors import UsageError, one_line
 from adain.training import AdaINTraining
 from compare.benchmark import device_name, sync
 
+BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "adain.yaml"
 DEFAULT_SETUPS = [
     "fp32", "bf16", "bf16,nhwc", "bf16,nhwc,memory", "bf16,nhwc,memory,compile",
     "bf16,nhwc,memory,compile,b16", "bf16,nhwc,memory,compile,b32",
@@ -73,6 +83,7 @@ class StepClock(L.Callback):
         self.warmup = warmup
         self.first_step_s = 0.0
         self.begin = self.start = self.end = 0.0
+        self.loss_sum: torch.Tensor | float = 0.0  # of the timed steps, summed on the device (no waits)
 
     def _now(self, module: L.LightningModule) -> float:
         sync(module.device)
@@ -81,7 +92,10 @@ class StepClock(L.Callback):
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.begin = self._now(pl_module)
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: object) -> None:
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: object, *_: object) -> None:
+        if trainer.global_step > self.warmup:
+            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+            self.loss_sum = self.loss_sum + loss.detach().float()
         if trainer.global_step == 1:
             self.first_step_s = self._now(pl_module) - self.begin
         if trainer.global_step == self.warmup:
@@ -115,17 +129,46 @@ def measure(setup: Setup, args: argparse.Namespace, memory: dict[str, MemoryImag
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
     return {
         "setup": setup.name, "batch": setup.batch, "steps_s": steps_s, "pairs_s": steps_s * setup.batch,
-        "peak_gib": peak, "first_step_s": clock.first_step_s,
+        "peak_gib": peak, "first_step_s": clock.first_step_s, "loss": float(clock.loss_sum) / args.steps,
     }  # fmt: skip
 
 
 def table(rows: Sequence[dict[str, object]]) -> str:
-    lines = ["| set-up | batch | steps/s | pairs/s | peak device memory (GiB) | first step (s) |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| set-up | batch | steps/s | pairs/s | peak device memory (GiB) | first step (s) | mean loss |",
+        "|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
     for r in rows:
         numbers = (f"{r['steps_s']:.1f}", f"{r['pairs_s']:.1f}", f"{r['peak_gib']:.2f}", f"{r['first_step_s']:.1f}")
-        cells = (r["setup"], r["batch"], *numbers)
+        cells = (r["setup"], r["batch"], *numbers, f"{r['loss']:.4g}")
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
+
+
+def best_config(rows: Sequence[dict[str, object]], setups: Sequence[Setup], base: dict, workers: int, measured: str) -> str:
+    """The fastest (pairs/s) set-up with a finite mean loss as a train.py config given after ``base``
+    (a parsed train.py config): batch, precision, layout, compile, data, and the learning rate and its
+    decay rescaled for the batch. ValueError when no set-up trained to a finite loss."""
+    timed = [(row, setup) for row, setup in zip(rows, setups) if math.isfinite(row["loss"])]  # type: ignore[arg-type]
+    if not timed:
+        raise ValueError("no set-up trained to a finite loss: no best set-up to write")
+    row, setup = max(timed, key=lambda pair: pair[0]["pairs_s"])  # type: ignore[arg-type, return-value]
+    model, data = base.get("model", {}), base.get("data", {})
+    ratio = setup.batch / data.get("batch_size", 8)
+    config = {
+        "trainer": {"precision": setup.precision},
+        "model": {
+            "channels_last": setup.channels_last, "compile": setup.compile,
+            "lr": float(model.get("lr", 1e-4)) * math.sqrt(ratio), "lr_decay": float(model.get("lr_decay", 5e-5)) * ratio,
+        },
+        "data": {"batch_size": setup.batch, "in_memory": setup.in_memory, "num_workers": 0 if setup.in_memory else workers},
+    }  # fmt: skip
+    head = (
+        f"# The fastest set-up that trained (finite loss) in scripts/train_speed.py: {setup.name}, "
+        f"{row['pairs_s']:.1f} pairs/s.\n# {measured}\n# Learning rate ×√{ratio:g} and decay ×{ratio:g} "
+        "for the batch (see the script's docstring).\n"
+    )
+    return head + yaml.safe_dump(config, sort_keys=False)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--accelerator", default="auto", help="Lightning accelerator (default auto)")
     p.add_argument("--scratch", type=Path, default=Path("runs/train_speed"), help="Lightning's working folder")
     p.add_argument("--out", type=report_file, help="also write the report here (Markdown)")
+    p.add_argument("--best-config", type=report_file, metavar="YAML", help="write the fastest set-up here as a train.py config")
+    p.add_argument(
+        "--base-config", type=Path, default=BASE_CONFIG, metavar="YAML",
+        help="the config --best-config follows: its batch, learning rate and decay are rescaled (default configs/adain.yaml)",
+    )  # fmt: skip
     return p
 
 
@@ -153,6 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(err))
     if args.warmup < 1 or args.steps < 1:
         parser.error("--warmup and --steps must be at least 1")
+    base: dict = {}
+    if args.best_config is not None:
+        try:
+            base = yaml.safe_load(args.base_config.read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            parser.error(f"--base-config: {one_line(err, last=True)}")
     memory: dict[str, MemoryImages] = {}
     rows = []
     try:
@@ -166,15 +220,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {one_line(err, last=True)}", file=sys.stderr)
         return 1
     device = torch.device("cuda" if torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda") else "cpu")
-    text = (
+    measured = (
         f"Measured {datetime.date.today().isoformat()} on {device_name(device)}, torch {torch.__version__}, "
         f"Lightning {L.__version__}, crops {args.crop_size}², {args.warmup} warm-up + {args.steps} timed steps, "
-        f"`scripts/train_speed.py`.\n\n{table(rows)}\n"
+        "`scripts/train_speed.py`."
     )
+    text = f"{measured}\n\n{table(rows)}\n"
     print(text)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
+    if args.best_config is not None:
+        try:
+            config = best_config(rows, setups, base, args.workers, measured)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        args.best_config.parent.mkdir(parents=True, exist_ok=True)
+        args.best_config.write_text(config)
+        print(f"fastest set-up written to {args.best_config}")
     return 0
 
 

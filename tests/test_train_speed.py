@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from test_shards import shard_set, write_images
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +39,7 @@ def test_each_setup_is_timed_and_reported(tmp_path: Path, capsys):
             "--content-shards", content, "--style-shards", style, "--setups", "fp32", "fp32,nhwc,memory,b3",
             "--warmup", "1", "--steps", "2", "--crop-size", "32", "--workers", "0", "--accelerator", "cpu",
             "--scratch", str(tmp_path / "scratch"), "--out", str(tmp_path / "speed.md"),
+            "--best-config", str(tmp_path / "best.yaml"),
         ])  # fmt: skip
     finally:
         torch.set_num_threads(threads)
@@ -46,3 +49,27 @@ def test_each_setup_is_timed_and_reported(tmp_path: Path, capsys):
     rows = [line.split(" | ") for line in report.splitlines() if line.startswith("| fp32")]
     assert [(r[0], r[1]) for r in rows] == [("| fp32", "8"), ("| fp32,nhwc,memory,b3", "3")]
     assert all(float(r[2]) > 0 and float(r[3]) > 0 for r in rows)  # steps/s and pairs/s
+    assert all(0 < float(r[6].rstrip(" |")) < 1e6 for r in rows)  # mean loss of the timed steps
+
+    # the fastest row becomes a config that train.py accepts after the base and GPU configs
+    fastest = max(rows, key=lambda r: float(r[3]))[0].removeprefix("| ")
+    best = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    assert f"scripts/train_speed.py: {fastest}," in (tmp_path / "best.yaml").read_text()
+    batch = 3 if fastest.endswith("b3") else 8
+    assert best["data"]["batch_size"] == batch and best["model"]["compile"] is False
+    assert best["model"]["lr"] == pytest.approx(1e-4 * (batch / 8) ** 0.5)  # configs/adain.yaml: 1e-4 at batch 8
+    assert best["model"]["lr_decay"] == pytest.approx(5e-5 * batch / 8)
+    configs = [a for c in ("adain.yaml", "gpu.yaml") for a in ("--config", str(ROOT / "configs" / c))]
+    printed = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "fit", *configs, "--config", str(tmp_path / "best.yaml"), "--print_config"],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    merged = yaml.safe_load(printed.stdout)
+    assert (merged["data"]["batch_size"], merged["model"]["lr"]) == (batch, best["model"]["lr"])
+
+
+def test_no_best_config_without_a_setup_that_trained():
+    rows = [{"setup": "bf16", "pairs_s": 9.0, "loss": float("nan")}]
+    with pytest.raises(ValueError, match="no set-up trained to a finite loss"):
+        train_speed.best_config(rows, [train_speed.parse_setup("bf16")], {}, 8, "")
