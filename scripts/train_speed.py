@@ -115,6 +115,7 @@ def measure(setup: Setup, args: argparse.Namespace, memory: dict[str, MemoryImag
             dm.setup("fit")
             memory.update(content=dm.content, style=dm.style)
         dm.content, dm.style = memory["content"], memory["style"]
+    L.seed_everything(0, verbose=False)  # the same decoder to start from in every set-up
     model = AdaINTraining(image_every_n_steps=0, channels_last=setup.channels_last, compile=setup.compile)
     clock = StepClock(args.warmup)
     trainer = L.Trainer(

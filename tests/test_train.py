@@ -434,14 +434,39 @@ def test_a_nonfinite_loss_stops_or_skips_without_touching_the_weights(quick_vgg,
     model = AdaINTraining(image_every_n_steps=0, on_nonfinite="skip")
     weights = copy.deepcopy(model.decoder.state_dict())
     with caplog.at_level(logging.WARNING, logger="adain.training"):
-        fit(model, [poisoned, (content[None], style[None])], 2, tmp_path)
+        fit(model, [poisoned, (content[None], style[None])], 2, tmp_path, log_every_n_steps=1)
     assert "non-finite gradients at step 0: skipped those updates" in caplog.text
     assert model.trainer.global_step == 2
+    assert model.trainer.callback_metrics["train/skipped_steps"].item() == 1  # logged after each step
     changed = [k for k, v in model.decoder.state_dict().items() if not torch.equal(v, weights[k])]
     assert changed  # the good second step trained
     # Adam took exactly one real step: the skipped one left no trace in its state
     state = model.trainer.optimizers[0].state_dict()["state"]
     assert all(s["step"].item() == 1 for s in state.values())
+
+
+def test_values_are_logged_only_in_the_steps_whose_values_are_written(quick_vgg, tmp_path, monkeypatch):
+    """Each self.log costs Python time a fast loop cannot spare: 5 steps at log_every_n_steps 2
+    log the losses in steps 2 and 4 (1-based) alone, where Lightning writes them; 0 logs nothing."""
+    content, style = pair(16)
+    model = AdaINTraining(image_every_n_steps=0)
+    logged: list[tuple[int, str]] = []
+    log = AdaINTraining.log
+
+    def counted(self: AdaINTraining, name: str, *args: object, **kwargs: object) -> None:
+        logged.append((self.global_step, name))
+        log(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(AdaINTraining, "log", counted)
+    fit(model, [(content[None], style[None])] * 5, 5, tmp_path, log_every_n_steps=2)
+    assert sorted({step for step, name in logged if name == "train/content"}) == [1, 3]  # global_step before the update
+    assert sorted({step for step, name in logged if name == "train/skipped_steps"}) == [2, 4]  # after it
+    assert model.trainer.callback_metrics["train/skipped_steps"].item() == 0
+
+    logged.clear()
+    model = AdaINTraining(image_every_n_steps=0)
+    fit(model, [(content[None], style[None])] * 2, 2, tmp_path, log_every_n_steps=0)  # no ZeroDivisionError
+    assert model.trainer.global_step == 2 and logged == []
 
 
 def test_with_gradient_accumulation_pairs_and_throughput_count_batches(quick_vgg, tmp_path, monkeypatch):
