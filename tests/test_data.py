@@ -209,6 +209,28 @@ def test_missing_shards_and_impossible_sizes_are_refused(shards, tmp_path: Path)
     assert data.expand_shards("pipe:cat /nowhere/a-{0..1}.tar") == ["pipe:cat /nowhere/a-0.tar", "pipe:cat /nowhere/a-1.tar"]
 
 
+def test_in_memory_images_keep_shard_order_and_count_unreadable_samples(tmp_path: Path, caplog):
+    """Decoded on threads, kept and counted in order: the same images as one at a time."""
+    def png(value: int) -> bytes:
+        buffer = io.BytesIO()
+        Image.new("RGB", (40, 36), (value, value, value)).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    samples = [{"png": png(10)}, {"jpg": b"garbage"}, {"png": png(90)}, {"txt": b"no image"}, {"png": png(170)}]
+    for shard in ("a", "b"):
+        with wds.TarWriter(str(tmp_path / f"{shard}.tar")) as tar:
+            for i, sample in enumerate(samples):
+                tar.write({"__key__": f"{shard}{i}", **sample})
+    pattern = str(tmp_path / "{a,b}.tar")
+    with caplog.at_level(logging.WARNING, logger="adain.data"):
+        held = data.MemoryImages(data.ShardImages("style", pattern, load_size=0, crop_size=32, flip=False, shuffle_buffer=1))
+    assert [int(image[0, 0, 0]) for image in held.images] == [10, 90, 170] * 2
+    assert held.skipped == 4
+    assert [r.getMessage().split(", the first:")[0] for r in caplog.records] == [
+        f"style data: skipping unreadable samples in shard {tmp_path / name}.tar" for name in "ab"
+    ]
+
+
 def test_in_memory_data_decodes_every_image_once_and_then_only_crops(shards, monkeypatch):
     dm = module(shards, in_memory=True, flip=True)
     dm.setup("fit")
