@@ -207,7 +207,7 @@ class StyleTransfer(nn.Module):
             check_mask_shape(mask.shape[-2:], (h, w))
             mask = F.interpolate(mask.to(self.device).float(), size=(h, w), mode="bilinear", align_corners=False)
             mask = F.pad(mask, (0, pw - w, 0, ph - h), mode="replicate")
-        style_stats = [(s.mean, s.std) for s in styles]
+        style_stats = [(s.mean.to(self.device), s.std.to(self.device)) for s in styles]  # a code made on another device
         if tile and ph * pw > tile * tile:
             return self._tiled(content, (ph, pw), style_stats, weights, mask, alpha, tile)  # at the content's size
         x = F.pad(content, (0, pw - w, 0, ph - h), mode="replicate") if (ph, pw) != (h, w) else content

@@ -1,5 +1,6 @@
 """The decoder, its weight files (ours, Lightning .ckpt, pytorch-AdaIN) and output sizes."""
 
+import copy
 import os
 
 import pytest
@@ -35,6 +36,18 @@ def test_output_has_exactly_the_content_size(encoder, hw):
     out = st(torch.rand(2, 3, *hw), [style])
     assert out.shape == (2, 3, *hw)
     assert out.min() >= 0 and out.max() <= 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_style_code_made_on_another_device_is_used_where_the_model_is(encoder):
+    torch.manual_seed(0)
+    st = StyleTransfer(copy.deepcopy(encoder), Decoder())  # moved below: not the shared encoder
+    code = st.encode_style(torch.rand(1, 3, 32, 32))  # on the CPU
+    content = torch.rand(1, 3, 32, 32)
+    expected = st(content, [code])
+    on_gpu = st.to("cuda")(content, [code])
+    assert on_gpu.device.type == "cuda"
+    torch.testing.assert_close(on_gpu.cpu(), expected, atol=2e-3, rtol=0)  # TF32 convolutions on the GPU
 
 
 def test_round_trip_keeps_weights_and_metadata(tmp_path, encoder):
