@@ -64,6 +64,18 @@ def assert_error(response: httpx.Response, status: int, *phrases: str) -> None:
         assert phrase in detail, detail
 
 
+def test_a_fault_of_the_server_is_a_json_500_naming_no_server_path(model, gallery, monkeypatch):
+    stylist, app = make_app(model, gallery)
+
+    def full_disk(job: object) -> None:
+        raise OSError(28, "No space left on device", "/srv/tmp/x")
+
+    monkeypatch.setattr(stylist, "render", full_disk)
+    response = post(TestClient(app, raise_server_exceptions=False), files={"content": png(), "style": png(seed=1)})
+    assert_error(response, 500, "internal server error (OSError)")
+    assert "/srv" not in response.text
+
+
 def test_health_reports_device_encoder_and_limits(served, model):
     _, client = served
     body = client.get("/api/health").json()

@@ -32,6 +32,7 @@ def create_app(stylist: Stylist, gallery: Gallery | None = None) -> FastAPI:
     app.state.page, app.state.docs = load_assets()
     app.add_middleware(BodyLimit, max_bytes=stylist.limits.max_request_bytes)
     app.add_exception_handler(RequestValidationError, one_line_validation_error)
+    app.add_exception_handler(Exception, server_fault)
     app.include_router(pages.router)
     app.include_router(api.router)
     return app
@@ -42,3 +43,9 @@ async def one_line_validation_error(request: Request, exc: RequestValidationErro
     first = exc.errors()[0]
     where = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
     return JSONResponse({"detail": f"{where}: {first.get('msg', 'invalid')}" if where else first["msg"]}, 422)
+
+
+async def server_fault(request: Request, exc: Exception) -> JSONResponse:
+    """A fault of the server's own (a bug, a full disk) as the same JSON as every other error, naming
+    only its kind: its message may hold server paths. Starlette logs the traceback after answering."""
+    return JSONResponse({"detail": f"internal server error ({type(exc).__name__}); the server's log has the details"}, 500)
