@@ -205,6 +205,8 @@ class StyleTransfer(nn.Module):
         ph, pw = max(MIN_SIDE, -(-h // 8) * 8), max(MIN_SIDE, -(-w // 8) * 8)
         if mask is not None:
             check_mask_shape(mask.shape[-2:], (h, w))
+            if mask.shape[0] not in (1, content.shape[0]):  # broadcast, it would make as many outputs as masks
+                raise ValueError(f"{mask.shape[0]} masks for {content.shape[0]} content image(s): give one, or one per content")
             mask = F.interpolate(mask.to(self.device).float(), size=(h, w), mode="bilinear", align_corners=False)
             mask = F.pad(mask, (0, pw - w, 0, ph - h), mode="replicate")
         style_stats = [(s.mean.to(self.device), s.std.to(self.device)) for s in styles]  # a code made on another device

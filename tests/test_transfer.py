@@ -131,6 +131,10 @@ def test_an_rgb_tensor_mask_is_read_as_a_pil_mask_is_and_bad_masks_are_refused(s
     for bad in (torch.ones(32, 32).numpy(), torch.ones(1, 2, 32, 32), torch.ones(0, 32), nan, torch.full((32, 32), 255)):
         with pytest.raises(ValueError, match="^a mask must be"):
             st.stylize(content, [s1, s2], mask=bad)
+    for contents, masks in ((1, 2), (3, 2)):  # one content took the first of two outputs; three failed in torch
+        with pytest.raises(ValueError, match=f"^{masks} masks for {contents} content image"):
+            st.stylize(rand(contents, 3, 32, 32), [s1, s2], mask=torch.ones(masks, 1, 32, 32))
+    assert st.stylize(rand(2, 3, 32, 32), [s1, s2], mask=torch.ones(2, 1, 32, 32)).shape == (2, 3, 32, 32)  # one each
 
 
 def test_style_codes_are_cached_per_file_version_and_per_encoder(st, tmp_path):
