@@ -48,7 +48,7 @@ EXPORT_NAME = "decoder.safetensors"
 def logged_step(trainer: L.Trainer, step: int) -> bool:
     """Whether what is logged in optimizer step ``step`` (counted from 1) reaches the loggers: every
     ``log_every_n_steps``-th step (never with 0) and when the run is stopping, as Lightning's
-    ``LoggerConnector.should_update_logs`` decides. Each ``self.log`` costs about 0.45 ms of Python
+    ``LoggerConnector.should_update_logs`` decides. Each ``self.log`` costs about 0.46 ms of Python
     (Lightning 2.6 on this project's CPU: the nine values of a step took 4.1 ms), time a GPU loop at
     ~100 steps/s cannot spare, so values are logged only in the steps whose values are written."""
     n = trainer.log_every_n_steps

@@ -146,13 +146,15 @@ def table(rows: Sequence[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def best_config(rows: Sequence[dict[str, object]], setups: Sequence[Setup], base: dict, workers: int, measured: str) -> str:
+def best_config(
+    rows: Sequence[dict[str, object]], setups: Sequence[Setup], base: dict, workers: int, measured: str
+) -> str | None:
     """The fastest (pairs/s) set-up with a finite mean loss as a train.py config given after ``base``
     (a parsed train.py config): batch, precision, layout, compile, data, and the learning rate and its
-    decay rescaled for the batch. ValueError when no set-up trained to a finite loss."""
+    decay rescaled for the batch; None while no set-up has trained to a finite loss."""
     timed = [(row, setup) for row, setup in zip(rows, setups) if math.isfinite(row["loss"])]  # type: ignore[arg-type]
     if not timed:
-        raise ValueError("no set-up trained to a finite loss: no best set-up to write")
+        return None
     row, setup = max(timed, key=lambda pair: pair[0]["pairs_s"])  # type: ignore[arg-type, return-value]
     model, data = base.get("model", {}), base.get("data", {})
     ratio = setup.batch / data.get("batch_size", 8)
@@ -193,6 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def write_reports(
+    args: argparse.Namespace, rows: list[dict[str, object]], setups: Sequence[Setup], base: dict, measured: str
+) -> bool:
+    """``--out`` and ``--best-config`` as they stand, rewritten after each set-up so that a run cut
+    short (a time limit on a lent GPU) keeps what it measured; whether a best set-up was written."""
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(f"{measured}\n\n{table(rows)}\n")
+    config = best_config(rows, setups, base, args.workers, measured) if args.best_config is not None else None
+    if config is not None:
+        args.best_config.parent.mkdir(parents=True, exist_ok=True)
+        args.best_config.write_text(config)
+    return config is not None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -208,37 +225,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             base = yaml.safe_load(args.base_config.read_text()) or {}
         except (OSError, yaml.YAMLError) as err:
             parser.error(f"--base-config: {one_line(err, last=True)}")
-    memory: dict[str, MemoryImages] = {}
-    rows = []
-    try:
-        for setup in setups:
-            rows.append(measure(setup, args, memory))
-            print(table(rows[-1:]).splitlines()[-1], flush=True)
-    except UsageError as err:  # data settings that can never train, as train.py says them: exit 2
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as err:  # missing or unreadable shards, a bad accelerator: one line
-        print(f"error: {one_line(err, last=True)}", file=sys.stderr)
-        return 1
     device = torch.device("cuda" if torch.cuda.is_available() and args.accelerator in ("auto", "gpu", "cuda") else "cpu")
     measured = (
         f"Measured {datetime.date.today().isoformat()} on {device_name(device)}, torch {torch.__version__}, "
         f"Lightning {L.__version__}, crops {args.crop_size}², {args.warmup} warm-up + {args.steps} timed steps, "
         "`scripts/train_speed.py`."
     )
-    text = f"{measured}\n\n{table(rows)}\n"
-    print(text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
+    memory: dict[str, MemoryImages] = {}
+    rows = []
+    best_written = False
+    try:
+        for setup in setups:
+            rows.append(measure(setup, args, memory))
+            print(table(rows[-1:]).splitlines()[-1], flush=True)
+            best_written = write_reports(args, rows, setups, base, measured)
+    except UsageError as err:  # data settings that can never train, as train.py says them: exit 2
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as err:  # missing or unreadable shards, a bad accelerator: one line
+        print(f"error: {one_line(err, last=True)}", file=sys.stderr)
+        return 1
+    print(f"{measured}\n\n{table(rows)}\n")
     if args.best_config is not None:
-        try:
-            config = best_config(rows, setups, base, args.workers, measured)
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
+        if not best_written:
+            print("error: no set-up trained to a finite loss: no best set-up to write", file=sys.stderr)
             return 1
-        args.best_config.parent.mkdir(parents=True, exist_ok=True)
-        args.best_config.write_text(config)
         print(f"fastest set-up written to {args.best_config}")
     return 0
 
