@@ -9,7 +9,7 @@
 #   1. training speed of a few set-ups (scripts/train_speed.py, at most SPEED_S seconds); the
 #      fastest that trains becomes runs/gpu/best.yaml (without it, configs/gpu.yaml alone);
 #   2. training from scratch for the time left less EVAL_S seconds;
-#   3. the decoder as the run exports it (fp32) and in fp16, the log thinned (scripts/training_log.py);
+#   3. the decoder exported from last.ckpt in fp32 and in fp16, the log thinned (scripts/training_log.py);
 #   4. scripts/evaluate.py on the validation split: the losses, then the Gatys rows and the grid;
 #   5. issue 15's benchmark (random decoder), one report per set-up, while time is left.
 # `poll` waits until that job has ended or SECONDS have passed, then copies to $OUT what exists: the
@@ -57,8 +57,8 @@ start() {
     --model.on_nonfinite skip --ckpt_path last ${TRAIN_ARGS:-}
   say "   training ended with status $?"
 
-  say "3. export and log"
-  cp "$run/checkpoints/decoder.safetensors" "$out/"
+  say "3. export and log"  # from last.ckpt, as the run's own export at its end, or as far as a failed run got
+  "$py" train.py export "$run/checkpoints/last.ckpt" "$out/decoder.safetensors"
   "$py" train.py export "$run/checkpoints/last.ckpt" "$out/decoder-fp16.safetensors" --fp16
   "$py" scripts/training_log.py "$run"/lightning_logs/version_*/metrics.csv --every 500 --out "$out/log.csv"
 
