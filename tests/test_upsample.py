@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import grey_decoder
+from PIL import Image
 
+from adain.checkpoint import save_decoder
 from adain.imageio import load_image, resize
+from adain.pipeline import stylise
+from adain.request import ImageSource, Request
+from adain.transfer import StyleTransfer
 from adain.upsample import guided_upsample
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,3 +57,57 @@ def test_look_size_is_the_small_result_upsampled_guided_by_the_content(st):
     assert torch.equal(st.stylize(photo, style, look_size=200), st.stylize(photo, style))  # no larger than asked: off
     with pytest.raises(ValueError, match="look_size must be >= 0"):
         st.stylize(photo, style, look_size=-8)
+
+
+def style_scale_example():
+    """scripts/style_scale_example.py as a module."""
+    spec = importlib.util.spec_from_file_location("style_scale_example", ROOT / "scripts/style_scale_example.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_style_scale_figure_shows_the_same_square_of_each_result(encoder, tmp_path, capsys):
+    varied = grey_decoder()  # mid-grey, its variation (±0.05) made visible, so that misplaced squares differ
+    [m for m in varied.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight.data.mul_(30)
+    decoder = tmp_path / "varied.safetensors"
+    save_decoder(varied, decoder, encoder.identity, {"note": "untrained, for tests"})
+    photo, painting = ROOT / "examples/content/chelsea.jpg", ROOT / "examples/style/munch_the_scream.jpg"  # photo: 451×300
+    out = tmp_path / "figure.png"
+    args = ["--content", str(photo), "--style", str(painting), "--style-size", "64", "--look-size", "64",
+            "--crop", "96", "--at", "0.5", "0.5", "--decoder", str(decoder), "--device", "cpu", "--out", str(out)]  # fmt: skip
+    assert style_scale_example().main(args) == 0
+    assert "its 96-px square at (178, 102)" in capsys.readouterr().out
+    figure = torch.from_numpy(np.array(Image.open(out).convert("RGB"))).permute(2, 0, 1).float() / 255
+    overview_width = round(451 * 96 / 300)
+    assert figure.shape == (3, 96, overview_width + 3 * (96 + 8))
+    overview, as_is, looked, enlarged = (figure[:, :, x : x + w] for x, w in (
+        (0, overview_width), (overview_width + 8, 96), (overview_width + 112, 96), (overview_width + 216, 96)))  # fmt: skip
+
+    st = StyleTransfer.load(decoder=str(decoder), device="cpu")
+    full = Request(ImageSource.file(photo), (ImageSource.file(painting),), content_size=0, style_size=64)
+    small = F.interpolate(stylise(st, replace(full, content_size=64)).rgb, size=(300, 451), mode="bicubic", align_corners=False)
+    results = [stylise(st, full).rgb, stylise(st, replace(full, look_size=64)).rgb, small.clamp(0, 1)]
+    for panel, result in zip((as_is, looked, enlarged), results):
+        assert (panel - result[0, :, 102:198, 178:274]).abs().max() <= 0.5 / 255 + 1e-6  # the PNG's rounding only
+        assert (panel - result[0, :, 106:202, 178:274]).abs().max() > 2 / 255  # a square 4 px lower would not do
+    assert min((a - b).abs().max() for a, b in ((as_is, looked), (looked, enlarged), (as_is, enlarged))) > 4 / 255
+    red = torch.tensor([1.0, 0, 0]).view(3, 1)
+    assert overview[:, 33, 57:88].eq(red).all()  # the outline's top: the square (178, 102) to (274, 198) times 96/300
+
+
+@pytest.mark.parametrize(
+    "argv, code, said",
+    [(["--crop", "400"], 1, "--crop 400 is larger than the photo (451×300)"),
+     (["--at", "1.5", "0"], 2, "--at takes fractions in [0, 1]"),
+     (["--out", "figure.gif"], 2, "use one of .jpeg, .jpg, .png, .webp")],
+)  # fmt: skip
+def test_the_style_scale_figure_refuses_impossible_settings_on_one_line(argv, code, said, tmp_path, capsys):
+    args = ["--content", str(ROOT / "examples/content/chelsea.jpg"), "--out", str(tmp_path / "f.png"), *argv]
+    try:
+        status = style_scale_example().main(args)
+    except SystemExit as stop:
+        status = stop.code
+    err = capsys.readouterr().err
+    assert status == code and said in err.splitlines()[-1] and "Traceback" not in err
+    assert not (tmp_path / "f.png").exists()
