@@ -43,6 +43,7 @@ from adain.encoder import VGG19Encoder  # noqa: E402
 from adain.errors import one_line  # noqa: E402
 from compare.benchmark import cpu_model  # noqa: E402
 from compare.inputs import random_decoder  # noqa: E402
+from compare.report import write_text  # noqa: E402
 
 
 def smooth_image(width: int, height: int) -> Image.Image:
@@ -109,8 +110,7 @@ def report(script: str, tables: str, out: Path | None, details: str = "") -> Non
     )
     print(text)
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+        write_text(out, text)
 
 
 def untrained_decoder(folder: Path, purpose: str) -> Path:

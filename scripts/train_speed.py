@@ -40,6 +40,7 @@ from adain.data import AdaINDataModule, MemoryImages
 from adain.errors import UsageError, one_line
 from adain.training import AdaINTraining
 from compare.benchmark import device_name, sync
+from compare.report import write_text
 
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "adain.yaml"
 DEFAULT_SETUPS = [
@@ -201,12 +202,10 @@ def write_reports(
     """``--out`` and ``--best-config`` as they stand, rewritten after each set-up so that a run cut
     short (a time limit on a lent GPU) keeps what it measured; whether a best set-up was written."""
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(f"{measured}\n\n{table(rows)}\n")
+        write_text(args.out, f"{measured}\n\n{table(rows)}\n")
     config = best_config(rows, setups, base, args.workers, measured) if args.best_config is not None else None
     if config is not None:
-        args.best_config.parent.mkdir(parents=True, exist_ok=True)
-        args.best_config.write_text(config)
+        write_text(args.best_config, config)  # whole or not at all: a time limit may stop the run mid-write
     return config is not None
 
 
