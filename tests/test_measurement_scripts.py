@@ -3,26 +3,15 @@ failure on one line (exit 1), never with a traceback or after the whole measurem
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_main, script
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ROOT / "scripts"
-
-
-def script(name: str):
-    """A script of ``scripts/`` as a module (its sibling imports resolved as when it runs)."""
-    if str(SCRIPTS) not in sys.path:
-        sys.path.insert(0, str(SCRIPTS))
-    spec = importlib.util.spec_from_file_location(f"measured_{name}", SCRIPTS / f"{name}.py")
-    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look it up
-    spec.loader.exec_module(module)
-    return module
 
 
 class Measured(Exception):
@@ -37,16 +26,6 @@ def one_error_line(text: str) -> str:
     lines = [line for line in text.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in text, text
     return lines[0]
-
-
-def run_main(module, monkeypatch, capsys, *argv: str) -> tuple[int, str]:
-    """``module.main()`` with ``argv``: its status (a parser's exit included) and its stderr."""
-    monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *argv])
-    try:
-        code = module.main()
-    except SystemExit as done:
-        code = done.code
-    return code, capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import grey_decoder
+from conftest import grey_decoder, run_main, script
 from PIL import Image
 
 from adain.checkpoint import save_decoder
@@ -59,14 +58,6 @@ def test_look_size_is_the_small_result_upsampled_guided_by_the_content(st):
         st.stylize(photo, style, look_size=-8)
 
 
-def style_scale_example():
-    """scripts/style_scale_example.py as a module."""
-    spec = importlib.util.spec_from_file_location("style_scale_example", ROOT / "scripts/style_scale_example.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_style_scale_figure_shows_the_same_square_of_each_result(encoder, tmp_path, capsys):
     varied = grey_decoder()  # mid-grey, its variation (±0.05) made visible, so that misplaced squares differ
     [m for m in varied.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight.data.mul_(30)
@@ -76,7 +67,7 @@ def test_the_style_scale_figure_shows_the_same_square_of_each_result(encoder, tm
     out = tmp_path / "figure.png"
     args = ["--content", str(photo), "--style", str(painting), "--style-size", "64", "--look-size", "64",
             "--crop", "96", "--at", "0.5", "0.5", "--decoder", str(decoder), "--device", "cpu", "--out", str(out)]  # fmt: skip
-    assert style_scale_example().main(args) == 0
+    assert script("style_scale_example").main(args) == 0
     assert "its 96-px square at (178, 102)" in capsys.readouterr().out
     figure = torch.from_numpy(np.array(Image.open(out).convert("RGB"))).permute(2, 0, 1).float() / 255
     overview_width = round(451 * 96 / 300)
@@ -102,12 +93,8 @@ def test_the_style_scale_figure_shows_the_same_square_of_each_result(encoder, tm
      (["--at", "1.5", "0"], 2, "--at takes fractions in [0, 1]"),
      (["--out", "figure.gif"], 2, "use one of .jpeg, .jpg, .png, .webp")],
 )  # fmt: skip
-def test_the_style_scale_figure_refuses_impossible_settings_on_one_line(argv, code, said, tmp_path, capsys):
+def test_the_style_scale_figure_refuses_impossible_settings_on_one_line(argv, code, said, tmp_path, monkeypatch, capsys):
     args = ["--content", str(ROOT / "examples/content/chelsea.jpg"), "--out", str(tmp_path / "f.png"), *argv]
-    try:
-        status = style_scale_example().main(args)
-    except SystemExit as stop:
-        status = stop.code
-    err = capsys.readouterr().err
+    status, err = run_main(script("style_scale_example"), monkeypatch, capsys, *args)
     assert status == code and said in err.splitlines()[-1] and "Traceback" not in err
     assert not (tmp_path / "f.png").exists()
