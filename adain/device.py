@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import platform
+from pathlib import Path
+
 import torch
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}  # by options.PRECISIONS
@@ -32,3 +36,36 @@ def check_precision(precision: str, device: torch.device) -> None:
     """ValueError for fp16 on the CPU: there are no fast kernels for it there, and it hangs."""
     if device.type == "cpu" and precision == "fp16":
         raise ValueError("fp16 has no fast kernels on the CPU; use --precision bf16 or fp32 there")
+
+
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model and the thread count in use: what every measurement names."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{cpu_model()} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what :mod:`platform` knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def cpu_has_bf16_matrix_units() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX), as torch reports it.
+
+    There bf16 autocast runs the network several times faster than fp32; on CPUs without it
+    (AVX2-only AMD EPYCs, for one) bf16 is emulated and several times *slower* than fp32."""
+    get = getattr(torch.cpu, "get_capabilities", None)  # torch ≥ 2.8
+    return bool(get is not None and get().get("amx_bf16", False))
+
+
+def cpu_training_precision() -> tuple[str, bool, str]:
+    """Lightning precision and channels-last for training on this CPU, and why, in one line."""
+    if cpu_has_bf16_matrix_units():
+        return "bf16-mixed", True, f"{cpu_model()} has bf16 matrix units (AMX): bf16-mixed + channels-last"
+    return "32-true", False, f"{cpu_model()} has no bf16 matrix units (AMX), where bf16 is emulated and slower: fp32"

@@ -9,8 +9,6 @@ output must agree with the optimised path.
 
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -77,23 +75,6 @@ def time_call(fn: Callable[[], object], device: torch.device, repeat: int, warmu
         sync(device)
         seconds.append(time.perf_counter() - start)
     return statistics.median(seconds), peak_memory_mib(device)
-
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name, or the CPU's model and the thread count in use."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{cpu_model()} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux /proc/cpuinfo), else what :mod:`platform` knows."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 class PlainAdaIN(nn.Module):

@@ -13,10 +13,11 @@ import torch
 from torchvision.utils import make_grid
 
 from adain.atomicfile import atomic_path
+from adain.device import device_name
 from adain.imageio import resize, save_image
 
 from . import metrics
-from .benchmark import QualityRow, SizeResult, SpeedRow, device_name
+from .benchmark import QualityRow, SizeResult, SpeedRow
 
 SPEED_COLUMNS = {
     "method": "method",

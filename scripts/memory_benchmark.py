@@ -41,7 +41,7 @@ from adain.checkpoint import save_decoder  # noqa: E402
 from adain.commandline import report_file, run_main  # noqa: E402
 from adain.encoder import VGG19Encoder  # noqa: E402
 from adain.errors import one_line  # noqa: E402
-from compare.benchmark import cpu_model  # noqa: E402
+from adain.device import cpu_model  # noqa: E402
 from compare.inputs import random_decoder  # noqa: E402
 from compare.report import write_text  # noqa: E402
 

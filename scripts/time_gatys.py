@@ -25,7 +25,8 @@ from adain.device import resolve_device
 from adain.encoder import VGG19Encoder
 from adain.errors import one_line
 from adain.imageio import load_image
-from compare.benchmark import device_name, sync
+from adain.device import device_name
+from compare.benchmark import sync
 from gatys import DEFAULTS, stylize
 
 ROOT = Path(__file__).resolve().parent.parent

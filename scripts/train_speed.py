@@ -39,7 +39,8 @@ from adain.commandline import report_file, run_main
 from adain.data import AdaINDataModule, MemoryImages
 from adain.errors import UsageError, one_line
 from adain.training import AdaINTraining
-from compare.benchmark import device_name, sync
+from adain.device import device_name
+from compare.benchmark import sync
 from compare.report import write_text
 
 BASE_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "adain.yaml"

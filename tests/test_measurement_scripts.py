@@ -110,7 +110,7 @@ def test_resolution_benchmark_on_missing_cuda_is_one_line(tmp_path):
 
 def test_reports_name_the_processor_and_the_torch_version(tmp_path, capsys):
     """The machine was ``platform.processor() or platform.machine()``: on Linux "x86_64", not the CPU."""
-    from compare.benchmark import cpu_model
+    from adain.device import cpu_model
 
     script("memory_benchmark").report("memory_benchmark.py", "| a |\n", tmp_path / "report.md", ", cpu")
     header = (tmp_path / "report.md").read_text().splitlines()[0]
