@@ -9,7 +9,8 @@
    ``sub%2Fa.jpg``). Training never sees them.
 2. **Shards** of the rest, ``OUT/shards/{content,style}-NNNNNN.tar`` (``scripts/make_shards.py``,
    images at most ``--short-side`` px, never enlarged); reused while no file was added, removed or changed.
-3. **Training**: ``train.py fit`` with ``--config`` (default ``configs/adain.yaml``) in ``OUT``, with
+3. **Training**: ``train.py fit`` with ``--config`` (default ``configs/adain.yaml``, and without a GPU
+   also ``configs/cpu.yaml`` at the precision this CPU runs fastest, printed with the reason) in ``OUT``, with
    ``data.load_size 0`` (the shards already hold the images at their working size, so nothing is
    enlarged except images under the crop size) and resuming from ``OUT/checkpoints/last.ckpt``
    when there is one: after an interruption, run the same command again. Arguments after ``--``
@@ -32,15 +33,18 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from make_shards import find_images, fingerprint, leave_out
 
 from adain.atomicfile import atomic_path
 from adain.commandline import run_main
+from adain.device import cpu_training_precision
 from adain.split import VALIDATION_FRACTION, validation_names
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = tuple(VALIDATION_FRACTION)  # content, style
 DEFAULT_EVAL = ["identity", "style", "adain", "adain@0.5"]  # Gatys rows cost minutes per pair: ask for them
+SHORT_SIDE = {"gpu": 512, "cpu": 256}  # shards' shorter side: configs/adain.yaml's load size, configs/cpu.yaml's
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,8 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", required=True, type=Path, metavar="DIR", help="the run's folder (split, shards, checkpoints, evaluation)"
     )
-    p.add_argument("--config", action="append", metavar="YAML", help="train.py config, repeatable (default configs/adain.yaml)")
-    p.add_argument("--short-side", type=int, default=512, metavar="PX", help="largest shorter side in the shards (default 512)")
+    p.add_argument(
+        "--config", action="append", metavar="YAML",
+        help="train.py config, repeatable (default configs/adain.yaml, and configs/cpu.yaml without a GPU)",
+    )  # fmt: skip
+    p.add_argument(
+        "--short-side", type=int, metavar="PX",
+        help=f"largest shorter side in the shards (default {SHORT_SIDE['gpu']}; {SHORT_SIDE['cpu']} with the CPU recipe)",
+    )  # fmt: skip
     p.add_argument(
         "--eval-methods", nargs="+", default=DEFAULT_EVAL, metavar="M",
         help="scripts/evaluate.py methods (default " + " ".join(DEFAULT_EVAL) + ")",
@@ -111,6 +121,19 @@ def shard(folder: Path, images: list[Path], kind: str, out: Path, exclude: list[
     return command + ["--short-side", str(short_side), "--exclude", str(listing)], index
 
 
+def training_configs(configs: list[str] | None, cuda: bool) -> tuple[list[str], str | None]:
+    """``train.py`` arguments for the configs: those given, else adain.yaml, and without CUDA
+    cpu.yaml at the precision this CPU runs fastest; and that choice's reason, if one was made."""
+    if configs:
+        return [a for config in configs for a in ("--config", config)], None
+    default = ["--config", str(ROOT / "configs" / "adain.yaml")]
+    if cuda:
+        return default, None
+    precision, channels_last, why = cpu_training_precision()
+    chosen = ["--trainer.precision", precision, "--model.channels_last", str(channels_last).lower()]
+    return [*default, "--config", str(ROOT / "configs" / "cpu.yaml"), *chosen], f"no GPU: configs/cpu.yaml; {why}"
+
+
 def run(command: Sequence[str]) -> int:
     """Print ``command``, run it in this folder (where relative paths of the command line and of
     ``TRAIN_ARGS`` lie), return its exit status."""
@@ -124,8 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for kind in KINDS:
         if not getattr(args, kind).is_dir():
             parser.error(f"{getattr(args, kind)}: no such folder")
-    if args.short_side < 1:
+    if args.short_side is not None and args.short_side < 1:
         parser.error("--short-side must be at least 1")
+    configs, choice = training_configs(args.config, torch.cuda.is_available())
+    if choice:
+        print(choice, file=sys.stderr)
+    short_side = args.short_side or SHORT_SIDE["cpu" if choice else "gpu"]
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
 
@@ -137,12 +164,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     patterns = {}
     for kind in KINDS:
-        command, index = shard(folders[kind], images[kind], kind, out, held[kind], args.short_side)
+        command, index = shard(folders[kind], images[kind], kind, out, held[kind], short_side)
         if command and (status := run(command)):
             return status
         patterns[kind] = str(index.parent / json.loads(index.read_text())["pattern"])
 
-    configs = [c for config in args.config or [str(ROOT / "configs" / "adain.yaml")] for c in ("--config", config)]
     data = ["--data.content_shards", patterns["content"], "--data.style_shards", patterns["style"], "--data.load_size", "0"]
     train = [sys.executable, "-m", "adain.train_cli", "fit", *configs, *data, "--trainer.default_root_dir", str(out)]
     if status := run([*train, "--ckpt_path", "last", *args.train_args]):

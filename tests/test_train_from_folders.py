@@ -106,3 +106,33 @@ def test_shards_are_made_again_when_a_file_changes(tmp_path: Path):
     assert train_from_folders.shard(folder, images, "content", out, [], 48)[0] == []  # current: reused
     write_images(folder, 1, (40, 40), seed=2)  # same names and count, another picture
     assert train_from_folders.shard(folder, images, "content", out, [], 48)[0] == command
+
+
+def test_without_a_gpu_the_cpu_recipe_runs_at_the_precision_the_cpu_is_fast_in(monkeypatch):
+    """bf16-mixed + channels-last only where torch reports bf16 matrix units (AMX); fp32 elsewhere,
+    where bf16 is emulated and slower. Given configs and CUDA keep their own settings."""
+    import adain.device
+
+    for amx, precision, layout in ((True, "bf16-mixed", "true"), (False, "32-true", "false")):
+        monkeypatch.setattr(adain.device.torch.cpu, "get_capabilities", lambda amx=amx: {"amx_bf16": amx})
+        args, why = train_from_folders.training_configs(None, cuda=False)
+        assert args[args.index("--trainer.precision") + 1] == precision
+        assert args[args.index("--model.channels_last") + 1] == layout
+        assert str(ROOT / "configs" / "cpu.yaml") in args and ("has bf16 matrix units" in why) == amx
+    assert train_from_folders.training_configs(None, cuda=True) == (["--config", str(ROOT / "configs" / "adain.yaml")], None)
+    assert train_from_folders.training_configs(["a.yaml"], cuda=False) == (["--config", "a.yaml"], None)
+
+
+def test_the_cpu_recipe_is_a_config_train_py_accepts():
+    """configs/cpu.yaml after adain.yaml parses (a misspelt key would fail) and sets the recipe."""
+    import yaml
+
+    args, _ = train_from_folders.training_configs(None, cuda=False)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "fit", *args, "--data.content_shards", "c", "--data.style_shards", "s", "--print_config"],
+        capture_output=True, text=True, env=ENV, timeout=120, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    config = yaml.safe_load(proc.stdout)
+    assert config["trainer"]["accelerator"] == "cpu" and config["data"]["crop_size"] == 128
+    assert config["model"]["recon_steps"] > 0 and config["model"]["style_weight_end"] == 10.0
