@@ -127,8 +127,8 @@ class StyleTransfer(nn.Module):
         path = Path(decoder) if decoder is not None else DEFAULT_DECODER
         if decoder is None and not path.is_file():
             raise NoDecoderError(
-                "no decoder is bundled yet; train one with train.py (see README) and pass --decoder FILE, "
-                "or use pytorch-AdaIN's decoder.pth with --vgg vgg_normalised.pth"
+                f"no decoder is bundled ({path} is missing: a checkout without it, or a broken install); "
+                "pass --decoder FILE (train one with train.py, or use pytorch-AdaIN's decoder.pth with --vgg vgg_normalised.pth)"
             )
         target = resolve_device(device)
         check_precision(precision, target)

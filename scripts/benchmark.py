@@ -80,7 +80,9 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
     styles, bad_styles = readable(image_files(args.style), "style")
     decoder_path = Path(args.decoder) if args.decoder is not None else transfer.DEFAULT_DECODER
     if args.decoder is None and not decoder_path.is_file():
-        raise ValueError(f"no decoder is bundled yet; pass --decoder FILE, or --decoder {RANDOM} to measure speed only")
+        raise ValueError(
+            f"no decoder is bundled ({decoder_path} is missing); pass --decoder FILE, or --decoder {RANDOM} to measure speed only"
+        )
     device = resolve_device(args.device)
     check_precision(args.precision, device)
     if args.threads is not None:

@@ -20,7 +20,7 @@ def test_without_a_decoder_it_exits_1_with_one_line(monkeypatch, tmp_path, capsy
     monkeypatch.setattr(adain.transfer, "DEFAULT_DECODER", tmp_path / "none.safetensors")  # nothing bundled
     assert main(["--port", free_port()]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: no decoder is bundled yet") and err.count("\n") == 1
+    assert err.startswith("error: no decoder is bundled") and err.count("\n") == 1
 
 
 def test_a_missing_or_bad_decoder_file_exits_1_naming_it(tmp_path, capsys):

@@ -2,17 +2,22 @@
 
 import copy
 import os
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
 from adain.checkpoint import DecoderFileError, load_decoder, read_metadata, save_decoder
 from adain.decoder import ARCH, Decoder
 from adain.encoder import VGG19Encoder
+from adain.imageio import load_image
 from adain.transfer import NoDecoderError, StyleTransfer
 from reference_layouts import adain_decoder, adain_vgg
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_decoder_mirrors_vgg_to_relu4_1():
@@ -180,3 +185,31 @@ def test_a_folder_an_upper_case_suffix_and_diverged_weights_are_named(tmp_path, 
     with pytest.raises(DecoderFileError) as info:
         load_decoder(tmp_path / "nan.safetensors", encoder.identity, encoder.layout)
     assert str(info.value) == f"{tmp_path / 'nan.safetensors'}: the weights hold NaN or infinity (0.bias)"
+
+
+def test_the_shipped_decoder_is_small_records_its_training_and_stylises():
+    """checkpoints/decoder.safetensors: at most 16 MiB (stored as fp16), every stage of its training
+    recorded, and it moves a photo's feature statistics towards a painting's (a random decoder does not)."""
+    import json
+
+    from adain.losses import STYLE_LAYERS, style_loss
+    from adain.transfer import DEFAULT_DECODER
+
+    assert DEFAULT_DECODER.stat().st_size <= 16 * 2**20
+    meta = read_metadata(DEFAULT_DECODER)
+    stages = json.loads(meta["stages"])
+    assert len(stages) >= 2 and int(meta["steps"]) == sum(stage["steps"] for stage in stages)
+    with safe_open(str(DEFAULT_DECODER), framework="pt") as f:
+        assert all(f.get_tensor(k).dtype == torch.float16 for k in f.keys())
+    model = StyleTransfer.load()
+    content = load_image(ROOT / "examples/content/chelsea.jpg", 128).rgb
+    style = load_image(ROOT / "examples/style/van_gogh_starry_night.jpg", 128).rgb
+    with torch.no_grad():
+        target = model.encoder(style, STYLE_LAYERS)
+        losses = {
+            name: style_loss(model.encoder(image, STYLE_LAYERS), target).item()
+            for name, image in (("identity", content), ("shipped", model.stylize(content, style)))
+        }
+        model.decoder.load_state_dict(Decoder().state_dict())  # untrained weights, same network
+        losses["random"] = style_loss(model.encoder(model.stylize(content, style).clamp(0, 1), STYLE_LAYERS), target).item()
+    assert losses["shipped"] < 0.8 * losses["identity"] and losses["shipped"] < losses["random"], losses

@@ -25,17 +25,15 @@ PACKAGED = ("pyproject.toml", "README.md", "adain", "gatys", "compare", "nst", "
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory, decoder_file) -> Path:
-    """The ``bin`` folder of a fresh venv where only the wheel (no checkout) provides the package.
-    The wheel bundles a test decoder as ``checkpoints/decoder.safetensors``, where the trained one
-    will ship, so the commands run without ``--decoder`` as a user's would."""
+def installed(tmp_path_factory) -> Path:
+    """The ``bin`` folder of a fresh venv where only the wheel (no checkout) provides the package,
+    with the shipped decoder, so the commands run without ``--decoder`` as a user's would."""
     root = tmp_path_factory.mktemp("wheel")
     source = root / "source"  # a copy: building writes build/ and *.egg-info/ next to the sources
     source.mkdir()
     for name in PACKAGED:
         copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
         copy(ROOT / name, source / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if (ROOT / name).is_dir() else {}))
-    shutil.copy(decoder_file, source / "checkpoints" / "decoder.safetensors")
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(root / "dist"), str(source)],
         capture_output=True, text=True,
@@ -61,7 +59,8 @@ def test_the_package_comes_from_the_wheel_with_its_data(installed, tmp_path):
     module, examples = where.stdout.split()
     assert str(installed.parent) in module and str(ROOT) not in module
     assert Path(examples) == Path(module).parent / "examples"
-    assert (Path(module).parent / "checkpoints" / "decoder.safetensors").is_file()
+    bundled = Path(module).parent / "checkpoints" / "decoder.safetensors"
+    assert bundled.read_bytes() == (ROOT / "checkpoints" / "decoder.safetensors").read_bytes()
     assert sorted(p.name for p in (Path(examples) / "content").iterdir()) == sorted(p.name for p in (ROOT / "examples/content").iterdir())
 
 
