@@ -151,8 +151,11 @@ def test_training_log_averages_windows_across_resumed_runs(tmp_path, capsys):
     out = tmp_path / "log.csv"
     assert log.main([str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--every", "20", "--out", str(out)]) == 0
     lines = out.read_text().splitlines()
-    assert lines[0] == "step,content,style,style_relu1_1,style_relu2_1,style_relu3_1,style_relu4_1,loss,pairs_per_sec,lr"
-    assert lines[1:] == ["19,3,2,,,,,30,8,0.4", "39,4,3,,,,,40,11,0.2"]  # steps 0–19 and 20–39; step 29 from b.csv
+    assert lines[0] == (
+        "step,content,style,style_relu1_1,style_relu2_1,style_relu3_1,style_relu4_1,recon_pixel,recon_features,"
+        "loss,pairs_per_sec,lr,style_weight"
+    )
+    assert lines[1:] == ["19,3,2,,,,,,,30,8,0.4,", "39,4,3,,,,,,,40,11,0.2,"]  # steps 0–19 and 20–39; step 29 from b.csv
     assert "2 rows, steps up to 39" in capsys.readouterr().err
     (tmp_path / "empty.csv").write_text(header)
     assert log.main([str(tmp_path / "empty.csv"), "--out", str(out)]) == 1
@@ -160,3 +163,28 @@ def test_training_log_averages_windows_across_resumed_runs(tmp_path, capsys):
     assert log.main([str(tmp_path / "missing.csv"), "--out", str(out)]) == 1
     assert "missing.csv" in one_error_line(capsys.readouterr().err)
     assert out.read_text().splitlines()[1:] == lines[1:]  # a failed run leaves the last log as it was
+
+
+def test_training_log_appends_a_stage_counting_its_steps_on(tmp_path, capsys, monkeypatch):
+    """With --decoder, rows name the decoder's last stage, its device and precision, and count steps
+    on from the stages before; --append keeps the log's rows and refuses a log of other columns."""
+    from adain.checkpoint import save_decoder
+    from adain.decoder import Decoder
+
+    stages = [{"stage": "reconstruction", "steps": 100, "pairs_seen": 800},
+              {"stage": "AdaIN λ 2→10", "steps": 40, "pairs_seen": 320, "device": "AMD EPYC", "precision": "32-true"}]  # fmt: skip
+    save_decoder(Decoder(), tmp_path / "d.safetensors", "enc", {"stages": stages})
+    (tmp_path / "m.csv").write_text("epoch,step,train/content,train/lr,train/style_weight\n0,19,4,0.5,2\n0,39,2,0.4,6\n")
+    log = script("training_log")
+    out = tmp_path / "log.csv"
+    args = [str(tmp_path / "m.csv"), "--every", "20", "--decoder", str(tmp_path / "d.safetensors"), "--append", str(out)]
+    assert log.main(args) == 0 and log.main(args) == 0  # twice: the second adds to the first
+    rows = out.read_text().splitlines()
+    assert rows[0].startswith("stage,step,") and rows[0].endswith(",lr,style_weight,device,precision")
+    assert rows[1:] == ["AdaIN λ 2→10,119,4,,,,,,,,,,0.5,2,AMD EPYC,32-true", "AdaIN λ 2→10,139,2,,,,,,,,,,0.4,6,AMD EPYC,32-true"] * 2
+    code, err = run_main(log, monkeypatch, capsys, str(tmp_path / "m.csv"), "--append", str(out))
+    assert code == 2 and "--append needs --decoder" in err  # which stage? a usage error
+    (tmp_path / "other.csv").write_text("step,loss\n1,2\n")
+    args[-1] = str(tmp_path / "other.csv")
+    capsys.readouterr()
+    assert log.main(args) == 1 and "its columns are not" in one_error_line(capsys.readouterr().err)
