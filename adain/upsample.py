@@ -7,7 +7,7 @@ linear map from the guide's luminance to each channel of the result, ``q = a·I 
 full-resolution guide. Edges and fine detail come from the guide; colours, strokes and textures
 at the low resolution's scale come from the result. Stylising at 512 px and upsampling this way
 keeps the brush strokes of the 512-px result on a 4K output, where stylising at 4K makes them
-an eighth as large (README, "Large images").
+an eighth as large (docs/large-images.md).
 """
 
 from __future__ import annotations

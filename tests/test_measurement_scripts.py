@@ -188,3 +188,23 @@ def test_training_log_appends_a_stage_counting_its_steps_on(tmp_path, capsys, mo
     args[-1] = str(tmp_path / "other.csv")
     capsys.readouterr()
     assert log.main(args) == 1 and "its columns are not" in one_error_line(capsys.readouterr().err)
+
+
+def test_readme_figure_is_photo_painting_and_result_side_by_side(tmp_path, decoder_file):
+    """The figure's left panel is the photo, its right one the decoder's result, at one height."""
+    from adain.imageio import load_image, resize
+    from adain.transfer import StyleTransfer
+
+    out = tmp_path / "demo.png"
+    photo, painting = ROOT / "examples/content/chelsea.jpg", ROOT / "examples/style/munch_the_scream.jpg"
+    args = ["--content", str(photo), "--style", str(painting), "--size", "32", "--height", "24", "--device", "cpu"]
+    assert script("readme_figure").main([*args, "--decoder", str(decoder_file), "--out", str(out)]) == 0
+    image = load_image(out).rgb
+    content, style = load_image(photo, 32).rgb, load_image(painting, 32).rgb
+    with torch.no_grad():
+        result = StyleTransfer.load(decoder=str(decoder_file), device="cpu").stylize(content, style).clamp(0, 1)
+    width = round(content.shape[-1] * 24 / content.shape[-2])  # the result has the photo's size
+    assert image.shape[-2] == 24
+    assert (image[..., :width] - resize(content, (24, width))).abs().max() <= 1 / 255 + 1e-6
+    assert (image[..., -width:] - resize(result, (24, width))).abs().max() <= 1 / 255 + 1e-6
+    assert torch.all(image[..., width : width + 8] == 1)  # a white gap after the photo

@@ -1,4 +1,4 @@
-"""The browser app and HTTP API for real-time stylising: ``python -m adain.app`` (see README)."""
+"""The browser app and HTTP API for real-time stylising: ``python -m adain.app`` (see docs/app.md)."""
 
 from typing import TYPE_CHECKING
 

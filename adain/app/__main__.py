@@ -24,7 +24,7 @@ from .limits import Limits
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line contract (see README, "Web app and HTTP API")."""
+    """The command-line contract (see docs/app.md)."""
     d = Limits()
     prog = "python -m adain.app" if sys.argv[0].endswith("__main__.py") else None  # else adain-serve, as typed
     p = argparse.ArgumentParser(prog=prog, description="Serve the style-transfer page and HTTP API.")
