@@ -13,8 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .options import normalise_weights
-from .request import check_styles
+from .checks import check_styles, normalise_weights
 
 EPS = 1e-5
 

@@ -1,5 +1,5 @@
 """What a stylisation job can ask for: the file types, weight sources, devices and precisions
-that ``infer.py``, the app and the benchmark accept, and the style-weight rule.
+that ``infer.py``, the app and the benchmark accept, and the flags that ask for them.
 
 This module imports neither torch nor Pillow, so ``--help``, ``--version`` and usage errors
 answer at once; the command lines import the models only after their arguments are checked.
@@ -8,8 +8,6 @@ answer at once; the command lines import the models only after their arguments a
 from __future__ import annotations
 
 import argparse
-import math
-from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 DISTRIBUTION = "adain-style"  # the name in pyproject.toml
@@ -65,17 +63,3 @@ def add_model_options(parser: argparse.ArgumentParser, decoder_help: str) -> Non
 def model_options(args: argparse.Namespace) -> dict[str, object]:
     """The :meth:`adain.transfer.StyleTransfer.load` arguments that :func:`add_model_options` parsed."""
     return {"decoder": args.decoder, "vgg": args.vgg, "device": args.device, "precision": args.precision, "compile": args.compile}
-
-
-def normalise_weights(weights: Sequence[float] | None, count: int) -> list[float]:
-    """Blend weights scaled to sum 1; equal weights when ``None``; ValueError for a wrong count, or
-    weights that are negative, not finite or all zero."""
-    if weights is None:
-        return [1.0 / count] * count
-    if len(weights) != count:
-        raise ValueError(f"{len(weights)} style weights for {count} styles")
-    if not all(math.isfinite(w) and w >= 0 for w in weights) or max(weights) <= 0:
-        raise ValueError(f"style weights must be finite, non-negative and not all zero, got {list(weights)}")
-    top = float(max(weights))  # divided by first, so that the sum cannot overflow (2 × 1e308) to inf
-    total = sum(w / top for w in weights)
-    return [w / top / total for w in weights]

@@ -1,21 +1,19 @@
 """What to stylise and how: the one request type of the command line, the app and the benchmark.
 
 A :class:`Request` names the images (files or uploaded bytes) and every option of ``infer.py``;
-it is checked once, on construction, by the same functions that check the Python API's
-arguments, so every path refuses the same things with the same one-line messages. Torch-free,
+it is checked once, on construction, by the same functions (:mod:`adain.checks`) that check the
+Python API's arguments, so every path refuses the same things with the same one-line messages. Torch-free,
 so the command line can check a request before it loads a model.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .options import MIN_SIDE, PRESERVE_COLOR, normalise_weights
+from .checks import DEFAULT_MAX_TILE, check_alpha, check_max_tile, check_preserve_color, check_sizes, check_styles
 
 
 def real_path(path: str | os.PathLike) -> Path:
@@ -50,54 +48,6 @@ class ImageSource:
                 return f"file:{path}"
             return f"file:{path}:{stat.st_size}:{stat.st_mtime_ns}"
         return f"sha256:{hashlib.sha256(self.data).hexdigest()}"
-
-
-def check_alpha(alpha: float) -> None:
-    """ValueError unless the style strength is a number in [0, 1]."""
-    if not (math.isfinite(alpha) and 0.0 <= alpha <= 1.0):
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-
-
-def check_styles(count: int, style_weights: Sequence[float] | None, masked: bool) -> None:
-    """ValueError unless the weights fit the styles and a mask has exactly two styles, unweighted."""
-    if count < 1:
-        raise ValueError("give at least one style")
-    if style_weights is not None:
-        normalise_weights(style_weights, count)  # raises on a wrong count, sign or a non-finite weight
-    if masked and (count != 2 or style_weights is not None):
-        raise ValueError(f"a mask needs exactly two styles and no style weights, got {count} styles")
-
-
-def check_preserve_color(method: bool | str | None) -> str | None:
-    """A ``preserve_color`` argument as a method name: False/None → None, True → ``"coral"``."""
-    if method is False or method is None:
-        return None
-    if method is True:
-        return "coral"
-    if method not in PRESERVE_COLOR:
-        raise ValueError(f"unknown colour preservation method {method!r}; choose from {PRESERVE_COLOR}")
-    return method
-
-
-MIN_TILE = 64  # px: smaller tiles would spend most of their work on the margin (transfer.TILE_HALO)
-MAX_TILE = 4000  # px: with its margins, about the most processed in one piece (imageio.MAX_WORK_PIXELS)
-DEFAULT_MAX_TILE = 1024  # px: images of more than its square are stylised in tiles of at most this side
-
-
-def check_max_tile(max_tile: int) -> None:
-    """ValueError unless ``max_tile`` is 0 (never tile) or a multiple of 8 from ``MIN_TILE`` to ``MAX_TILE``."""
-    if max_tile != 0 and not (MIN_TILE <= max_tile <= MAX_TILE and max_tile % 8 == 0):
-        raise ValueError(f"max_tile must be 0 (never tile) or a multiple of 8 from {MIN_TILE} to {MAX_TILE}, got {max_tile}")
-
-
-def check_sizes(**sizes: int) -> None:
-    """ValueError unless every size (a shorter side in px) is 0 (off, or the image's own) or at least
-    ``MIN_SIDE``, the smallest image read."""
-    for name, size in sizes.items():
-        if size < 0:
-            raise ValueError(f"{name} must be >= 0, got {size}")
-        if 0 < size < MIN_SIDE:
-            raise ValueError(f"{name} must be 0 or at least {MIN_SIDE} px, got {size}")
 
 
 @dataclass(frozen=True)

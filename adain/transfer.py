@@ -28,7 +28,7 @@ from .encoder import VGG19Encoder
 from .functional import blend_targets, check_mask_shape, mask_from_rgb, mean_std, moment_sums, resize_mask, stats_from_sums
 from .imageio import pil_to_tensor, resize, target_size, tensor_to_pil
 from .options import COMPILE_MODES, DEFAULT_VGG
-from .request import check_alpha, check_max_tile, check_preserve_color, check_sizes, check_styles
+from .checks import check_alpha, check_max_tile, check_preserve_color, check_sizes, check_styles
 from .shipped import shipped
 from .upsample import guided_upsample
 
@@ -193,7 +193,7 @@ class StyleTransfer(nn.Module):
         docs/benchmarks/README.md): channels-last activations, and on the CPU the decoder's upsamplings
         folded into its convolutions (:meth:`Decoder.forward_folded`).
 
-        ``tile`` (as :func:`~adain.request.check_max_tile` allows; None or 0: never): an image of more
+        ``tile`` (as :func:`~adain.checks.check_max_tile` allows; None or 0: never): an image of more
         than ``tile``² pixels is worked on in pieces of at most ``tile``×``tile``, each with a margin of
         :data:`TILE_HALO` pixels of context, and AdaIN's content statistics taken over the whole
         image, so memory follows the tile, not the image, and the result equals the untiled one

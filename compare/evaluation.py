@@ -24,7 +24,7 @@ from tqdm import tqdm
 from adain.encoder import VGG19Encoder
 from adain.imageio import save_image
 from adain.pipeline import StyleCodes, stylise
-from adain.request import check_alpha
+from adain.checks import check_alpha
 from adain.transfer import StyleTransfer
 from gatys import DEFAULTS as GATYS
 from gatys import stylize as gatys_stylize

@@ -36,8 +36,7 @@ from adain.allocator import keep_freed_memory
 from adain.device import resolve_device
 from adain.encoder import LAYER_INDEX, LAYERS, VGG19Encoder
 from adain.imageio import pil_to_tensor, resize
-from adain.options import normalise_weights
-from adain.request import check_preserve_color
+from adain.checks import check_preserve_color, normalise_weights
 from adain.transfer import StyleTransfer
 
 from .config import DEFAULTS, INITS, OPTIMIZERS, PRECISIONS, GatysConfig

@@ -37,7 +37,8 @@ from adain.options import (
     add_version,
     model_options,
 )
-from adain.request import DEFAULT_MAX_TILE, ImageSource, Request, real_path
+from adain.checks import DEFAULT_MAX_TILE
+from adain.request import ImageSource, Request, real_path
 from gatys.config import DEFAULTS as GATYS
 from gatys.config import INITS, OPTIMIZERS, load_config
 from gatys.config import PRECISIONS as GATYS_PRECISIONS

@@ -12,7 +12,7 @@ from conftest import make_image
 from PIL import Image
 
 import nst.stylize as infer
-from adain.options import normalise_weights
+from adain.checks import normalise_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 

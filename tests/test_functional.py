@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from adain.functional import EPS, adain, blend_targets, mean_std, resize_mask
-from adain.options import normalise_weights
+from adain.checks import normalise_weights
 
 
 def feats(seed: int, shape=(2, 8, 12, 10), scale=1.0, shift=0.0) -> torch.Tensor:
