@@ -1,4 +1,4 @@
-"""Stylise images from the command line: the ``adain-stylize`` command, runnable from a checkout.
+"""Stylize images from the command line: the ``adain-stylize`` command, runnable from a checkout.
 
     python infer.py --content photo.jpg --style painting.jpg --output out.jpg
 

@@ -3,10 +3,10 @@
     python train.py fit --config configs/adain.yaml --data.content_shards … --data.style_shards …
     python train.py export runs/adain/checkpoints/last.ckpt decoder.safetensors
 
-The program is :mod:`adain.train_cli`; ``python train.py fit --help`` lists its options.
+The program is :mod:`adain.training.cli`; ``python train.py fit --help`` lists its options.
 """
 
-from adain.train_cli import cli
+from adain.training.cli import cli
 
 if __name__ == "__main__":
     cli()

@@ -3,7 +3,7 @@
 The reference is the AdaIN network written the textbook way (fp32, eager, NCHW): VGG19 to
 relu4_1 from ``nn.Conv2d`` + ``nn.ReLU`` + ``nn.MaxPool2d``, AdaIN, and the paper's decoder from
 ``nn.ReflectionPad2d`` + ``nn.Conv2d`` + ``nn.Upsample``, with the same weights as the
-:class:`~adain.transfer.StyleTransfer` being measured. Speed-ups are quoted against it, and its
+:class:`~adain.model.style_transfer.StyleTransfer` being measured. Speed-ups are quoted against it, and its
 output must agree with the optimised path.
 """
 
@@ -19,13 +19,13 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from adain.allocator import keep_freed_memory
-from adain.decoder import Decoder
-from adain.encoder import LAYER_INDEX, VGG19Encoder
-from adain.functional import mean_std
-from adain.pipeline import load, stylise
-from adain.request import ImageSource, Request
-from adain.transfer import StyleTransfer
+from adain.core.allocator import keep_freed_memory
+from adain.jobs.image import load, stylize
+from adain.jobs.request import ImageSource, Request
+from adain.model.decoder import Decoder
+from adain.model.functional import mean_std
+from adain.model.style_transfer import StyleTransfer
+from adain.vgg.encoder import LAYER_INDEX, VGG19Encoder
 
 from . import metrics
 
@@ -109,7 +109,7 @@ class PlainAdaIN(nn.Module):
 
     @torch.no_grad()
     def forward(self, content: Tensor, style_mean: Tensor, style_std: Tensor) -> Tensor:
-        """Content (N×3×H×W, sides multiples of 8) → stylised image in [0, 1]."""
+        """Content (N×3×H×W, sides multiples of 8) → stylized image in [0, 1]."""
         feat = self.encoder(content)
         mean, std = mean_std(feat)
         return self.decoder((feat - mean) / std * style_std + style_mean).clamp(0, 1)
@@ -173,7 +173,9 @@ def gatys_label_for(steps: int, precision: str = "fp32") -> str:
 def gatys_precision(precision: str) -> str:
     """The precision Gatys runs at in a run whose AdaIN runs at ``precision``: the same where
     Gatys has it (gatys.config.PRECISIONS: not fp16), else fp32."""
-    from gatys.config import PRECISIONS  # the optional method: imported only when measured
+    from gatys.config import (
+        PRECISIONS,  # the optional method: imported only when measured
+    )
 
     return precision if precision in PRECISIONS else "fp32"
 
@@ -221,16 +223,17 @@ def measure_gatys(
 ) -> tuple[SpeedRow, list[Tensor]]:
     """Gatys with its defaults and ``steps`` L-BFGS steps, timed once per pair after a one-step
     warm-up (style Gram matrices included); and its outputs."""
-    from gatys import DEFAULTS, stylize  # the optional method: imported only when measured
+    from gatys import DEFAULTS  # the optional method: imported only when measured
+    from gatys import stylize as gatys_stylize
 
     device = encoder.preprocess.weight.device
-    stylize(contents[0], styles[0], replace(DEFAULTS, steps=1), encoder=encoder, progress=False, precision=precision)
+    gatys_stylize(contents[0], styles[0], replace(DEFAULTS, steps=1), encoder=encoder, progress=False, precision=precision)
     sync(device)
     reset_peak_memory(device)
     seconds, outputs = [], []
     for content, style in zip(contents, styles):
         start = time.perf_counter()
-        run = stylize(content, style, replace(DEFAULTS, steps=steps), encoder=encoder, progress=progress, precision=precision)
+        run = gatys_stylize(content, style, replace(DEFAULTS, steps=steps), encoder=encoder, progress=progress, precision=precision)
         outputs.append(run.image)
         sync(device)
         seconds.append(time.perf_counter() - start)
@@ -262,7 +265,7 @@ class Setup:
     methods: list[str]
     device: torch.device
     precision: str = "fp32"
-    compile: str | None = None  # AdaIN's torch.compile mode (adain.options.COMPILE_MODES)
+    compile: str | None = None  # AdaIN's torch.compile mode (adain.core.options.COMPILE_MODES)
     gatys_steps: int = 500
     repeat: int = 3
     batch: int = 4
@@ -271,7 +274,7 @@ class Setup:
 
 def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, SizeResult]:
     """Measure every size: the plain reference first (default allocator), then, after
-    :func:`~adain.allocator.keep_freed_memory` on the CPU as :meth:`StyleTransfer.load` does,
+    :func:`~adain.core.allocator.keep_freed_memory` on the CPU as :meth:`StyleTransfer.load` does,
     our AdaIN, Gatys, and the quality of each method's outputs (with the identity baseline), on
     the fixed :func:`metrics.evaluation_encoder` whatever ``encoder`` the model uses."""
     device = setup.device
@@ -300,7 +303,7 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
             rows[0].max_abs_diff = max((o - p).abs().max().item() for o, p in zip(ours, result.outputs["plain"]))
             result.speed += rows
             # The outputs judged and shown are what a user gets for each pair's request.
-            result.outputs["adain"] = [stylise(st, request).rgb.to(device) for request in _requests(setup.pairs, size)]
+            result.outputs["adain"] = [stylize(st, request).rgb.to(device) for request in _requests(setup.pairs, size)]
         elif stage == "gatys":
             row, result.outputs["gatys"] = measure_gatys(
                 encoder, contents, styles, setup.gatys_steps, setup.progress, gatys_precision(setup.precision)
@@ -330,7 +333,7 @@ def pair_request(pair: tuple[Path, Path], size: int, alpha: float = 1.0) -> Requ
 
 def _load_pairs(pairs: Sequence[tuple[Path, Path]], size: int, device: torch.device) -> tuple[list[Tensor], list[Tensor]]:
     """Contents and styles resized (shorter side) and centre-cropped to size×size, read as the
-    command line and the app read a request's images (:func:`adain.pipeline.load`); the timings
+    command line and the app read a request's images (:func:`adain.jobs.image.load`); the timings
     then measure the model alone, without the decoding."""
     contents = [load(ImageSource.file(c), size, crop=True).rgb.to(device) for c, _ in pairs]
     styles = [load(ImageSource.file(s), size, crop=True).rgb.to(device) for _, s in pairs]

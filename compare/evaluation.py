@@ -1,4 +1,4 @@
-"""Issue 12's evaluation: several methods stylise the same content/style pairs, scored by :mod:`compare.metrics`.
+"""Issue 12's evaluation: several methods stylize the same content/style pairs, scored by :mod:`compare.metrics`.
 
 A method is given as a spec (:func:`parse_methods`): ``identity`` (the content image as output),
 ``style`` (the style image as output), ``adain@A`` (the decoder at α = A, default 1),
@@ -21,16 +21,24 @@ from pathlib import Path
 from torch import Tensor
 from tqdm import tqdm
 
-from adain.encoder import VGG19Encoder
-from adain.imageio import save_image
-from adain.pipeline import StyleCodes, stylise
-from adain.checks import check_alpha
-from adain.transfer import StyleTransfer
+from adain.core.checks import check_alpha
+from adain.jobs.image import StyleCodes, stylize
+from adain.media.image_io import save_image
+from adain.model.style_transfer import StyleTransfer
+from adain.vgg.encoder import VGG19Encoder
 from gatys import DEFAULTS as GATYS
 from gatys import stylize as gatys_stylize
 
 from . import metrics
-from .benchmark import IDENTITY_LABEL, QualityRow, _load_pairs, adain_label, gatys_label_for, mean_quality, pair_request
+from .benchmark import (
+    IDENTITY_LABEL,
+    QualityRow,
+    _load_pairs,
+    adain_label,
+    gatys_label_for,
+    mean_quality,
+    pair_request,
+)
 from .report import QUALITY_COLUMNS, markdown_table, tile_grid, write_text
 
 KINDS = ("identity", "style", "adain", "gatys", "adain+gatys")
@@ -163,7 +171,7 @@ def evaluate(setup: Setup, encoder: VGG19Encoder, model: StyleTransfer | None) -
     """Run every method on every pair and score each output on :func:`metrics.evaluation_encoder`.
 
     ``encoder`` is the one Gatys optimises on (the model's, when there is one); ``model`` is needed
-    by the AdaIN methods, whose outputs go through :func:`adain.pipeline.stylise` as every tool's do.
+    by the AdaIN methods, whose outputs go through :func:`adain.jobs.image.stylize` as every tool's do.
     """
     if model is None and any(m.needs_model for m in setup.methods):
         raise ValueError("the AdaIN methods need a decoder")
@@ -203,7 +211,7 @@ def _output(
     if method.kind == "style":
         return style  # already the content's size: both are square crops of one size
     if method.kind == "adain":
-        return stylise(model, pair_request(pair, size, method.alpha), codes).rgb.to(content.device)
+        return stylize(model, pair_request(pair, size, method.alpha), codes).rgb.to(content.device)
     init = "adain" if method.kind == "adain+gatys" else "content"
     config = replace(GATYS, steps=method.steps, init=init)
     return gatys_stylize(content, style, config, encoder=encoder, adain_model=model, seed=SEED, progress=False).image

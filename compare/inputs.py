@@ -11,11 +11,11 @@ from pathlib import Path
 
 import torch
 
-from adain.checkpoint import read_metadata
-from adain.decoder import Decoder
-from adain.errors import ImageError, one_line
-from adain.imageio import check_min_side, open_image
-from adain.options import IMAGE_EXTENSIONS
+from adain.core.errors import ImageError, one_line
+from adain.core.options import IMAGE_EXTENSIONS
+from adain.media.image_io import check_min_side, open_image
+from adain.model.decoder import Decoder
+from adain.model.decoder_file import read_metadata
 
 RANDOM = "random"  # --decoder value: an untrained, seeded decoder (unless a file has that name)
 
@@ -33,7 +33,7 @@ def image_files(path: Path) -> list[Path]:
 
 
 def readable(paths: list[Path], kind: str) -> tuple[list[Path], list[str]]:
-    """The images that open and are large enough to be read (what :func:`adain.imageio.load_image`
+    """The images that open and are large enough to be read (what :func:`adain.media.image_io.load_image`
     refuses at any size), and a one-line reason for each of the others; ValueError if none is left."""
     good, bad = [], []
     for path in paths:

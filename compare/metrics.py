@@ -1,4 +1,4 @@
-"""Quality of a stylised image, measured with the shared VGG19 (benchmark and evaluation).
+"""Quality of a stylized image, measured with the shared VGG19 (benchmark and evaluation).
 
 - **content loss**: MSE between the relu4_1 features of the output and of the content image
   (how much of the content's structure survives);
@@ -9,7 +9,7 @@
 
 Each is the mean over the images of a batch; lower is better. The numbers depend on the encoder,
 so they are always measured on one fixed encoder, :data:`EVALUATION_VGG` (the normalised Caffe
-VGG19 shipped with the package, whatever encoder the stylising model uses): values from
+VGG19 shipped with the package, whatever encoder the stylizing model uses): values from
 different decoders, Gatys runs and benchmark reports are then comparable.
 """
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from adain import losses
-from adain.encoder import VGG19Encoder
+from adain.training import losses
+from adain.vgg.encoder import VGG19Encoder
 from gatys.config import DEFAULTS as GATYS
 from gatys.losses import style_loss, style_target
 
@@ -56,13 +56,13 @@ def features(encoder: VGG19Encoder, images: Tensor) -> dict[str, Tensor]:
 
 def content_loss(output: dict[str, Tensor], content: dict[str, Tensor]) -> Tensor:
     """MSE of the relu4_1 features, output vs content (same image size): the training loss's
-    form (:func:`adain.losses.content_loss`) with the content image's features as the target."""
+    form (:func:`adain.training.losses.content_loss`) with the content image's features as the target."""
     return losses.content_loss(output[CONTENT_LAYER], content[CONTENT_LAYER])
 
 
 def adain_style_loss(output: dict[str, Tensor], style: dict[str, Tensor]) -> Tensor:
     """Σ over relu1_1 … relu4_1 of MSE(means) + MSE(stds), output vs one style image of any
-    size: the training style loss (:func:`adain.losses.style_loss`), the style shared by the batch."""
+    size: the training style loss (:func:`adain.training.losses.style_loss`), the style shared by the batch."""
     n = output[CONTENT_LAYER].shape[0]
     return losses.style_loss(output, {layer: style[layer].expand(n, -1, -1, -1) for layer in ADAIN_STYLE_LAYERS})
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 from torchvision.utils import make_grid
 
-from adain.atomicfile import atomic_path
-from adain.device import device_name
-from adain.imageio import resize, save_image
+from adain.core.atomicfile import atomic_path
+from adain.core.device import device_name
+from adain.media.image_io import resize, save_image
 
 from . import metrics
 from .benchmark import QualityRow, SizeResult, SpeedRow

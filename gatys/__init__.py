@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING
 
-from adain.lazy import lazy_exports
+from adain.core.lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULTS": "config",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields, replace
 
 import yaml
 
-from adain.options import VGG19_LAYERS
+from adain.core.options import VGG19_LAYERS
 
 OPTIMIZERS = ("lbfgs", "adam")
 INITS = ("content", "noise", "style", "adain")

@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from adain.device import DTYPES
-from adain.encoder import VGG19Encoder
+from adain.core.device import DTYPES
+from adain.vgg.encoder import VGG19Encoder
 
 from .losses import content_loss, style_loss, style_target, tv_loss
 

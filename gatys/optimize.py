@@ -25,19 +25,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import torch
 from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
-from adain import color
-from adain.allocator import keep_freed_memory
-from adain.device import resolve_device
-from adain.encoder import LAYER_INDEX, LAYERS, VGG19Encoder
-from adain.imageio import pil_to_tensor, resize
-from adain.checks import check_preserve_color, normalise_weights
-from adain.transfer import StyleTransfer
+from adain.core.allocator import keep_freed_memory
+from adain.core.checks import check_preserve_color, normalise_weights
+from adain.core.device import resolve_device
+from adain.media import color
+from adain.media.image_io import pil_to_tensor, resize
+from adain.vgg.encoder import LAYER_INDEX, LAYERS, VGG19Encoder
 
 from .config import DEFAULTS, INITS, OPTIMIZERS, PRECISIONS, GatysConfig
 from .lbfgs import DeviceLBFGS
@@ -47,9 +47,20 @@ ImageLike = Tensor | Image.Image
 Callback = Callable[[int, Tensor], None]
 
 
+class FastModel(Protocol):
+    """What ``init='adain'`` needs of a fast model (:class:`adain.StyleTransfer` is one), named by
+    its shape so that this method does not depend on AdaIN's."""
+
+    encoder: VGG19Encoder
+
+    def encode_style(self, style: Tensor) -> Any: ...
+    def __call__(self, content: Tensor, codes: list[Any], style_weights: Sequence[float] | None) -> Tensor: ...
+    def to(self, device: torch.device) -> Any: ...
+
+
 @dataclass
 class GatysResult:
-    """The stylised image (1×3×H×W in [0, 1]), the losses after each step, and any snapshots.
+    """The stylized image (1×3×H×W in [0, 1]), the losses after each step, and any snapshots.
 
     ``history[k]`` describes the image after ``k`` steps (``history[0]``: the initial image):
     ``step``, the unweighted ``content``, ``style`` and ``tv`` losses, the weighted ``total``,
@@ -70,7 +81,7 @@ def stylize(
     preserve_color: bool | str | None = False,
     seed: int | None = None,
     encoder: VGG19Encoder | None = None,
-    adain_model: StyleTransfer | None = None,
+    adain_model: FastModel | None = None,
     save_every: int = 0,
     callback: Callback | None = None,
     progress: bool = True,
@@ -86,7 +97,7 @@ def stylize(
     styles are blended by ``style_weights`` (normalised to sum 1) as a weighted sum of their style
     losses. ``config.init``: ``content``, ``noise`` (uniform, from ``seed``), ``style`` (the most
     heavily weighted style, resized) or ``adain`` (``adain_model``'s fast output). ``preserve_color``:
-    False, True (= ``"coral"``) or ``"luminance"``, see :mod:`adain.color`. Every ``save_every``
+    False, True (= ``"coral"``) or ``"luminance"``, see :mod:`adain.media.color`. Every ``save_every``
     steps the current image is kept in ``result.snapshots`` and passed to ``callback(step, image)``.
     ``encoder`` defaults to ``adain_model``'s, else ``VGG19Encoder.load()`` (the normalised VGG19); ``device``
     (default: the encoder's, or the best available for a new one) moves it there. ``precision``
@@ -234,7 +245,7 @@ def initial_image(
     styles: Sequence[Tensor],
     weights: Sequence[float],
     seed: int | None = None,
-    adain_model: StyleTransfer | None = None,
+    adain_model: FastModel | None = None,
 ) -> Tensor:
     """The image the optimisation starts from (1×3×H×W in [0, 1], detached, a fresh copy)."""
     if init == "content":
@@ -276,7 +287,7 @@ def _layer_weights(style_layers: Sequence[str], weights: Sequence[float] | None)
 
 
 def _encoder_and_device(
-    encoder: VGG19Encoder | None, adain_model: StyleTransfer | None, device: str | torch.device | None
+    encoder: VGG19Encoder | None, adain_model: FastModel | None, device: str | torch.device | None
 ) -> tuple[VGG19Encoder, torch.device]:
     """The encoder to use and the device to run on (``adain_model`` and ``encoder`` are moved there)."""
     if device is not None and adain_model is not None:

@@ -1,1 +1,1 @@
-"""The tools over both methods: the stylising command line (``adain-stylize``, ``infer.py``)."""
+"""The tools over both methods: the stylizing command line (``adain-stylize``, ``infer.py``)."""

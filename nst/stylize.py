@@ -1,4 +1,4 @@
-"""Stylise images and videos from the command line: ``adain-stylize`` (installed) or ``python infer.py``.
+"""Stylize images and videos from the command line: ``adain-stylize`` (installed) or ``python infer.py``.
 
     python infer.py --content photo.jpg --style painting.jpg --output out.jpg
     python infer.py --content photos/ --style paintings/ --output-dir outputs/ --alpha 0.8
@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 import yaml
 from tqdm import tqdm
 
-from adain.commandline import finite_float, run_main
-from adain.errors import ImageError, one_line
-from adain.options import (
+from adain.core.checks import DEFAULT_MAX_TILE
+from adain.core.commandline import finite_float, run_main
+from adain.core.errors import ImageError, one_line
+from adain.core.options import (
     IMAGE_EXTENSIONS,
     OUTPUT_FORMATS,
     VIDEO_BATCH,
@@ -37,8 +38,7 @@ from adain.options import (
     add_version,
     model_options,
 )
-from adain.checks import DEFAULT_MAX_TILE
-from adain.request import ImageSource, Request, real_path
+from adain.jobs.request import ImageSource, Request, real_path
 from gatys.config import DEFAULTS as GATYS
 from gatys.config import INITS, OPTIMIZERS, load_config
 from gatys.config import PRECISIONS as GATYS_PRECISIONS
@@ -46,7 +46,7 @@ from gatys.config import PRECISIONS as GATYS_PRECISIONS
 if TYPE_CHECKING:  # the modules that import torch are imported once the arguments are checked
     from torch import Tensor
 
-    from adain.imageio import LoadedImage
+    from adain.media.image_io import LoadedImage
 
 T = TypeVar("T")
 # Flags of --method gatys only; unset (None) ones take the --config file's values, else the defaults.
@@ -84,9 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--style-size", type=int, default=512, metavar="N", help="shorter side in px; 0 keeps it")
     p.add_argument("--crop", action="store_true", help="centre-crop content and style to squares")
     p.add_argument("--max-tile", type=int, default=DEFAULT_MAX_TILE, metavar="PX",
-                   help=f"stylise an image of more than PX² pixels in tiles of at most PX, in bounded memory (default {DEFAULT_MAX_TILE}; 0: never)")  # fmt: skip
+                   help=f"stylize an image of more than PX² pixels in tiles of at most PX, in bounded memory (default {DEFAULT_MAX_TILE}; 0: never)")  # fmt: skip
     p.add_argument("--look-size", type=int, default=0, metavar="PX",
-                   help="big outputs with the stroke size of a PX result: stylise at this shorter side, "
+                   help="big outputs with the stroke size of a PX result: stylize at this shorter side, "
                         "then upsample guided by the content (default 0: off)")  # fmt: skip
     add_model_options(p, "decoder file (.safetensors, train.py .ckpt, pytorch-AdaIN decoder.pth; default: the bundled one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Flag combinations that can never work: exit 2 with the usage message. What a single output
-    asks for is checked where every tool checks it, in :class:`~adain.request.Request`."""
+    asks for is checked where every tool checks it, in :class:`~adain.jobs.request.Request`."""
     check_method_flags(args, parser)
     if not 0 <= args.smoothing < 1:
         parser.error(f"--smoothing must be in [0, 1), got {args.smoothing:g}")
@@ -260,8 +260,8 @@ def check_job(job: Job, args: argparse.Namespace, inputs: set[Path]) -> None:
     """:class:`ImageError` for what would otherwise fail only once the job is rendered: a file it
     writes that is one of the inputs, an image larger than its output format holds, a mask not
     shaped like the content (named by its file). Reads image headers only."""
-    from adain.functional import check_mask_shape
-    from adain.imageio import check_output_size, planned_size
+    from adain.media.image_io import check_output_size, planned_size
+    from adain.model.functional import check_mask_shape
 
     for path in written(job, args):
         if real_path(path) in inputs:
@@ -295,21 +295,21 @@ class AdaINRenderer:
     """Renders requests with the fast AdaIN model, through the path the app uses too."""
 
     def __init__(self, args: argparse.Namespace, styles: int):
-        from adain.pipeline import StyleCodes
-        from adain.transfer import StyleTransfer
+        from adain.jobs.image import StyleCodes
+        from adain.model.style_transfer import StyleTransfer
 
         self.model = StyleTransfer.load(**model_options(args))
         self.codes = StyleCodes(capacity=max(1, styles))  # each style encoded once per run
         self.quiet, self.batch_size, self.smoothing = args.quiet, args.batch_size, args.smoothing
 
     def __call__(self, request: Request, job: Job) -> LoadedImage:
-        from adain.pipeline import stylise
+        from adain.jobs.image import stylize
 
-        return stylise(self.model, request, self.codes)
+        return stylize(self.model, request, self.codes)
 
     def video(self, request: Request, job: Job) -> str:
-        """Stylise a clip into ``job.output`` with a progress bar (frames, frames/s, ETA); a summary line."""
-        from adain.video import stylise_video
+        """Stylize a clip into ``job.output`` with a progress bar (frames, frames/s, ETA); a summary line."""
+        from adain.jobs.video import stylize_video
 
         with tqdm(desc=job.content.name, unit="frame", leave=False, disable=self.quiet) as bar:
 
@@ -317,7 +317,7 @@ class AdaINRenderer:
                 bar.total = total
                 bar.update(done - bar.n)
 
-            done = stylise_video(self.model, request, job.output, self.codes, self.batch_size, self.smoothing, advance)
+            done = stylize_video(self.model, request, job.output, self.codes, self.batch_size, self.smoothing, advance)
         width, height = done.size
         return (f"{job.output}: {done.frames} frames, {width}×{height} at {float(done.rate):g} fps, "
                 f"in {done.seconds:.1f} s ({done.fps:.2f} frames/s)")  # fmt: skip
@@ -327,9 +327,9 @@ class GatysRenderer:
     """Renders requests with the Gatys optimisation, reading each style image once."""
 
     def __init__(self, args: argparse.Namespace, styles: int):
-        from adain.device import resolve_device
-        from adain.encoder import VGG19Encoder
-        from adain.transfer import StyleTransfer
+        from adain.core.device import resolve_device
+        from adain.model.style_transfer import StyleTransfer
+        from adain.vgg.encoder import VGG19Encoder
 
         self.args = args
         device = resolve_device(args.device)
@@ -341,8 +341,8 @@ class GatysRenderer:
         self._styles: dict[str, Tensor | ImageError] = {}
 
     def __call__(self, request: Request, job: Job) -> LoadedImage:
-        from adain.imageio import LoadedImage, save_image
-        from adain.pipeline import load
+        from adain.jobs.image import load
+        from adain.media.image_io import LoadedImage, save_image
         from gatys import stylize
 
         a = self.args
@@ -363,15 +363,15 @@ class GatysRenderer:
 
     def video(self, request: Request, job: Job) -> str:
         """Clips are AdaIN's: an optimisation per frame would take hours and flicker."""
-        raise ImageError(job.content, "--method gatys stylises images, not videos")
+        raise ImageError(job.content, "--method gatys stylizes images, not videos")
 
 
 def run(jobs: list[tuple[Job, Request]], render: Callable, args: argparse.Namespace, inputs: set[Path]) -> int:
     """Render and save every job; report each distinct failure on one line; return the failure count."""
-    from adain.imageio import save_image
+    from adain.media.image_io import save_image
 
     failures, reported = 0, set()
-    for job, request in tqdm(jobs, desc="stylising", unit="img", disable=args.quiet or len(jobs) < 2):
+    for job, request in tqdm(jobs, desc="stylizing", unit="img", disable=args.quiet or len(jobs) < 2):
         try:
             check_job(job, args, inputs)
             if is_video(job.content):
@@ -406,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for message in content_errors + style_errors:
         print(f"error: {message}", file=sys.stderr)
     if not jobs:  # every content or every style folder was empty: nothing to load a model for
-        print("error: nothing to stylise", file=sys.stderr)
+        print("error: nothing to stylize", file=sys.stderr)
         return 1
     blocked = output_errors(jobs, args)
     for message in blocked:

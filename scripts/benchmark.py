@@ -21,13 +21,13 @@ from pathlib import Path
 
 import torch
 
-from adain import transfer
-from adain.checkpoint import load_decoder
-from adain.commandline import run_main
-from adain.device import check_precision, resolve_device
-from adain.encoder import VGG19Encoder
-from adain.errors import one_line
-from adain.options import add_model_options
+from adain.core.commandline import run_main
+from adain.core.device import check_precision, resolve_device
+from adain.core.errors import one_line
+from adain.core.options import add_model_options
+from adain.model import style_transfer as transfer
+from adain.model.decoder_file import load_decoder
+from adain.vgg.encoder import VGG19Encoder
 from compare import report
 from compare.benchmark import Setup, run
 from compare.inputs import (

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from adain import transfer
-from adain.commandline import run_main
-from adain.device import check_precision, resolve_device
-from adain.encoder import VGG19Encoder
-from adain.errors import one_line
-from adain.options import add_model_options, model_options
+from adain.core.commandline import run_main
+from adain.core.device import check_precision, resolve_device
+from adain.core.errors import one_line
+from adain.core.options import add_model_options, model_options
+from adain.model import style_transfer as transfer
+from adain.vgg.encoder import VGG19Encoder
 from compare import evaluation
 from compare.inputs import (
     RANDOM,
@@ -84,7 +84,7 @@ def prepare(
     args: argparse.Namespace, argv: list[str]
 ) -> tuple[evaluation.Setup, VGG19Encoder, transfer.StyleTransfer | None, dict[str, object]]:
     """Pairs, models and the report's header facts; ValueError/OSError on bad input (a missing bundled
-    decoder is :class:`~adain.transfer.NoDecoderError`). The decoder is loaded only if a method uses it."""
+    decoder is :class:`~adain.model.style_transfer.NoDecoderError`). The decoder is loaded only if a method uses it."""
     contents, bad_contents = readable(image_files(args.content), "content")
     styles, bad_styles = readable(image_files(args.style), "style")
     device = resolve_device(args.device)

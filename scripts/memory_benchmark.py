@@ -1,4 +1,4 @@
-"""Peak memory of stylising very large input files at the default working size (512 px).
+"""Peak memory of stylizing very large input files at the default working size (512 px).
 
     python scripts/memory_benchmark.py --out docs/benchmarks/memory.md
 
@@ -37,11 +37,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from adain.app.limits import Limits  # noqa: E402
-from adain.checkpoint import save_decoder  # noqa: E402
-from adain.commandline import report_file, run_main  # noqa: E402
-from adain.encoder import VGG19Encoder  # noqa: E402
-from adain.errors import one_line  # noqa: E402
-from adain.device import cpu_model  # noqa: E402
+from adain.core.commandline import report_file, run_main  # noqa: E402
+from adain.core.device import cpu_model  # noqa: E402
+from adain.core.errors import one_line  # noqa: E402
+from adain.model.decoder_file import save_decoder  # noqa: E402
+from adain.vgg.encoder import VGG19Encoder  # noqa: E402
 from compare.inputs import random_decoder  # noqa: E402
 from compare.report import write_text  # noqa: E402
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import torch
 
-from adain.commandline import report_file, run_main
-from adain.errors import one_line
-from adain.imageio import load_image, resize, save_image
-from adain.options import add_model_options, model_options
-from adain.transfer import StyleTransfer
+from adain.core.commandline import report_file, run_main
+from adain.core.errors import one_line
+from adain.core.options import add_model_options, model_options
+from adain.media.image_io import load_image, resize, save_image
+from adain.model.style_transfer import StyleTransfer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--content", type=Path, default=ROOT / "examples/content/chelsea.jpg", help="default: the demo's photo")
     p.add_argument("--style", type=Path, default=ROOT / "examples/style/van_gogh_starry_night.jpg", help="default: the demo's painting")
-    p.add_argument("--size", type=int, default=512, help="shorter side the photo is stylised at (default 512)")
+    p.add_argument("--size", type=int, default=512, help="shorter side the photo is stylized at (default 512)")
     p.add_argument("--height", type=int, default=320, help="height of each panel in the figure (default 320)")
     p.add_argument("--out", type=report_file, required=True, help="the figure (JPEG or PNG)")
     add_model_options(p, "decoder file (default: the bundled one)")

@@ -1,4 +1,4 @@
-"""Peak memory and time of stylising whole photos at 1, 4, 16 and 36 megapixels, tiled and not.
+"""Peak memory and time of stylizing whole photos at 1, 4, 16 and 36 megapixels, tiled and not.
 
     python scripts/resolution_benchmark.py --out docs/benchmarks/resolution.md
 
@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 from memory_benchmark import measured_run, report, smooth_image, untrained_decoder  # noqa: E402
 
-from adain.commandline import report_file, run_main  # noqa: E402
-from adain.errors import one_line  # noqa: E402
-from adain.imageio import MAX_WORK_PIXELS  # noqa: E402
+from adain.core.commandline import report_file, run_main  # noqa: E402
+from adain.core.errors import one_line  # noqa: E402
+from adain.media.image_io import MAX_WORK_PIXELS  # noqa: E402
 
 SIZES = {1: (1152, 864), 4: (2304, 1728), 16: (4608, 3456), 36: (6912, 5184)}  # megapixels: (width, height)
 CASES = {"untiled": ["--max-tile", "0"], "tiled (1024)": ["--max-tile", "1024"], "--look-size 512": ["--look-size", "512"]}

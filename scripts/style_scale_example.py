@@ -1,9 +1,9 @@
-"""The style-scale figure: a crop of a 4K stylisation as it is, with ``--look-size``, and the small result enlarged.
+"""The style-scale figure: a crop of a 4K stylization as it is, with ``--look-size``, and the small result enlarged.
 
     python scripts/style_scale_example.py --decoder checkpoints/decoder.safetensors --out docs/style-scale.jpg
 
-Stylises ``--content`` (default: ``examples/large/dandelions_4k.jpg``, 3840×2160) at its own size
-through the one path (:func:`adain.pipeline.stylise`, so tiled as ``infer.py`` tiles it) twice: as
+Stylizes ``--content`` (default: ``examples/large/dandelions_4k.jpg``, 3840×2160) at its own size
+through the one path (:func:`adain.jobs.image.stylize`, so tiled as ``infer.py`` tiles it) twice: as
 it is, and with ``--look-size``; and once at the look size. Writes one image, the panels left to
 right: the photo reduced to the crop's height with the crop marked in red; the ``--crop`` square
 of the full-size result; the same square with ``--look-size``; the same square of the small result,
@@ -20,9 +20,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adain.commandline import finite_float, report_file, run_main  # noqa: E402
-from adain.errors import UsageError, one_line  # noqa: E402
-from adain.options import MIN_SIDE, OUTPUT_FORMATS, add_model_options, model_options  # noqa: E402
+from adain.core.commandline import finite_float, report_file, run_main  # noqa: E402
+from adain.core.errors import UsageError, one_line  # noqa: E402
+from adain.core.options import (  # noqa: E402
+    MIN_SIDE,
+    OUTPUT_FORMATS,
+    add_model_options,
+    model_options,
+)
 
 GAP = 8  # px of white between the panels
 MARK = (1.0, 0.0, 0.0)  # the crop's outline on the photo: red
@@ -32,7 +37,7 @@ MARK_WIDTH = 3  # px
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--content", type=Path, default=ROOT / "examples/large/dandelions_4k.jpg", metavar="IMG",
-                   help="the photo, stylised at its own size (default: examples/large/dandelions_4k.jpg)")  # fmt: skip
+                   help="the photo, stylized at its own size (default: examples/large/dandelions_4k.jpg)")  # fmt: skip
     p.add_argument("--style", type=Path, default=ROOT / "examples/style/van_gogh_starry_night.jpg", metavar="IMG",
                    help="the painting (default: examples/style/van_gogh_starry_night.jpg)")  # fmt: skip
     p.add_argument("--style-size", type=int, default=512, metavar="PX", help="the painting's shorter side (default 512)")
@@ -67,14 +72,14 @@ def crop_box(width: int, height: int, side: int, at: tuple[float, float]) -> tup
 
 
 def figure(args: argparse.Namespace) -> str:
-    """Stylise, cut the panels and write the figure; what was written, in one line."""
+    """Stylize, cut the panels and write the figure; what was written, in one line."""
     import torch
     import torch.nn.functional as F
 
-    from adain.imageio import load_image, resize, save_image
-    from adain.pipeline import StyleCodes, stylise
-    from adain.request import ImageSource, Request
-    from adain.transfer import StyleTransfer
+    from adain.jobs.image import StyleCodes, stylize
+    from adain.jobs.request import ImageSource, Request
+    from adain.media.image_io import load_image, resize, save_image
+    from adain.model.style_transfer import StyleTransfer
 
     photo = load_image(args.content).rgb
     height, width = photo.shape[-2:]
@@ -82,11 +87,11 @@ def figure(args: argparse.Namespace) -> str:
     st = StyleTransfer.load(**model_options(args))
     codes = StyleCodes()  # the painting is encoded once for the three results
     full = Request(ImageSource.file(args.content), (ImageSource.file(args.style),), content_size=0, style_size=args.style_size)
-    small = stylise(st, replace(full, content_size=args.look_size), codes).rgb
+    small = stylize(st, replace(full, content_size=args.look_size), codes).rgb
     enlarged = F.interpolate(small, size=(height, width), mode="bicubic", align_corners=False)
     square = (slice(None), slice(None), slice(y, y + args.crop), slice(x, x + args.crop))
     crops = [
-        stylise(st, full, codes).rgb[square], stylise(st, replace(full, look_size=args.look_size), codes).rgb[square],
+        stylize(st, full, codes).rgb[square], stylize(st, replace(full, look_size=args.look_size), codes).rgb[square],
         enlarged[square].clamp(0, 1),
     ]  # fmt: skip
 
@@ -100,7 +105,7 @@ def figure(args: argparse.Namespace) -> str:
 
     gap = torch.ones(1, 3, args.crop, GAP)
     save_image(torch.cat([p for panel in (overview, *crops) for p in (panel.cpu(), gap)][:-1], dim=-1), args.out)
-    return (f"wrote {args.out}: the photo ({width}×{height}) | its {args.crop}-px square at ({x}, {y}) stylised at full "
+    return (f"wrote {args.out}: the photo ({width}×{height}) | its {args.crop}-px square at ({x}, {y}) stylized at full "
             f"size | with --look-size {args.look_size} | the {args.look_size}-px result enlarged")  # fmt: skip
 
 

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import torch
 
-from adain.commandline import run_main
-from adain.device import resolve_device
-from adain.encoder import VGG19Encoder
-from adain.errors import one_line
-from adain.imageio import load_image
-from adain.device import device_name
+from adain.core.commandline import run_main
+from adain.core.device import device_name, resolve_device
+from adain.core.errors import one_line
+from adain.media.image_io import load_image
+from adain.vgg.encoder import VGG19Encoder
 from compare.benchmark import sync
 from gatys import DEFAULTS, stylize
 

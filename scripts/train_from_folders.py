@@ -4,7 +4,7 @@
         -- --trainer.precision bf16-mixed --trainer.max_time 00:01:00:00
 
 1. **Validation split.** About 5 % of the contents and 10 % of the styles are held out by a hash of
-   their names (:mod:`adain.split`; a name held out is held out in every subfolder), listed in
+   their names (:mod:`adain.training.validation_split`; a name held out is held out in every subfolder), listed in
    ``OUT/validation.txt`` and linked under ``OUT/validation/{content,style}/`` (``sub/a.jpg`` as
    ``sub%2Fa.jpg``). Training never sees them.
 2. **Shards** of the rest, ``OUT/shards/{content,style}-NNNNNN.tar`` (``scripts/make_shards.py``,
@@ -36,10 +36,10 @@ from pathlib import Path
 import torch
 from make_shards import find_images, fingerprint, leave_out
 
-from adain.atomicfile import atomic_path
-from adain.commandline import run_main
-from adain.device import cpu_training_precision
-from adain.split import VALIDATION_FRACTION, validation_names
+from adain.core.atomicfile import atomic_path
+from adain.core.commandline import run_main
+from adain.core.device import cpu_training_precision
+from adain.training.validation_split import VALIDATION_FRACTION, validation_names
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = tuple(VALIDATION_FRACTION)  # content, style
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         patterns[kind] = str(index.parent / json.loads(index.read_text())["pattern"])
 
     data = ["--data.content_shards", patterns["content"], "--data.style_shards", patterns["style"], "--data.load_size", "0"]
-    train = [sys.executable, "-m", "adain.train_cli", "fit", *configs, *data, "--trainer.default_root_dir", str(out)]
+    train = [sys.executable, "-m", "adain.training.cli", "fit", *configs, *data, "--trainer.default_root_dir", str(out)]
     if status := run([*train, "--ckpt_path", "last", *args.train_args]):
         return status
 

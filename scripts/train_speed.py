@@ -6,7 +6,7 @@
 A set-up is a comma-separated list of ``fp32`` or ``bf16`` (autocast), ``nhwc`` (channels-last),
 ``memory`` (decoded images held in memory; otherwise ``--workers`` loader processes decode every
 crop), ``compile`` (``torch.compile``) and ``bN`` (batch N; default 8, the paper's). Each runs
-the real :class:`~adain.training.AdaINTraining` and :class:`~adain.data.AdaINDataModule` under a
+the real :class:`~adain.training.module.AdaINTraining` and :class:`~adain.training.data.AdaINDataModule` under a
 Lightning Trainer for ``--warmup`` steps (compilation, allocator, loader start-up), then
 ``--steps`` timed steps, waiting for the device at both ends, with cuDNN's autotuner on (as in
 ``configs/gpu.yaml``). The batch size does not change the learning rate here: speed does not
@@ -35,11 +35,11 @@ import lightning as L
 import torch
 import yaml
 
-from adain.commandline import report_file, run_main
-from adain.data import AdaINDataModule, MemoryImages
-from adain.errors import UsageError, one_line
-from adain.training import AdaINTraining
-from adain.device import device_name
+from adain.core.commandline import report_file, run_main
+from adain.core.device import device_name
+from adain.core.errors import UsageError, one_line
+from adain.training.data import AdaINDataModule, MemoryImages
+from adain.training.module import AdaINTraining
 from compare.benchmark import sync
 from compare.report import write_text
 

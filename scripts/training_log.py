@@ -27,10 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adain.atomicfile import atomic_path  # noqa: E402
-from adain.checkpoint import read_metadata  # noqa: E402
-from adain.commandline import report_file, run_main  # noqa: E402
-from adain.errors import one_line  # noqa: E402
+from adain.core.atomicfile import atomic_path  # noqa: E402
+from adain.core.commandline import report_file, run_main  # noqa: E402
+from adain.core.errors import one_line  # noqa: E402
+from adain.model.decoder_file import read_metadata  # noqa: E402
 
 MEANS = (
     "content", "style", "style_relu1_1", "style_relu2_1", "style_relu3_1", "style_relu4_1",

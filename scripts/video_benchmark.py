@@ -7,7 +7,7 @@ Two clips are made from a real photo (``examples/content/astronaut.jpg``, enlarg
 window sliding 4 px per frame across it (camera motion), and a *still* one, the same frame with
 a little sensor-like noise per frame; both with a sine-tone audio track. The third is a real
 film clip, ``examples/video/big_buck_bunny.mp4`` (a camera pulling back while the character
-moves), stylised whole at ``--real-size``. Each run is ``infer.py`` in its own process (peak
+moves), stylized whole at ``--real-size``. Each run is ``infer.py`` in its own process (peak
 resident memory read in the process). Flicker is the mean absolute difference between
 consecutive output frames divided by the same for the input frames at the output's size.
 Without ``--decoder`` an untrained decoder is used: speed and memory do not depend on the
@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from memory_benchmark import measured_run, report, untrained_decoder  # noqa: E402
 
-from adain.commandline import finite_float, report_file, run_main  # noqa: E402
-from adain.errors import one_line  # noqa: E402
+from adain.core.commandline import finite_float, report_file, run_main  # noqa: E402
+from adain.core.errors import one_line  # noqa: E402
 
 SIZES = {"480p": (854, 480), "720p": (1280, 720)}
 RATE = 30
@@ -82,7 +82,7 @@ def flicker(output: Path, source: Path) -> float:
     return np.abs(np.diff(out, axis=0)).mean() / np.abs(np.diff(inp, axis=0)).mean()
 
 
-def stylise(clip: Path, output: Path, decoder: Path, *flags: str, size: int = 0) -> tuple[float, float]:
+def stylize(clip: Path, output: Path, decoder: Path, *flags: str, size: int = 0) -> tuple[float, float]:
     """Peak memory (MB) and frames per second of one ``infer.py`` run on the CPU in fp32 (what the
     report says, also on a machine with a GPU), frames at shorter side ``size`` (0: as they are)."""
     command = ["infer.py", "--content", str(clip), "--style", "examples/style/munch_the_scream.jpg", "--decoder", str(decoder),
@@ -112,7 +112,7 @@ def main() -> int:
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--memory-only", action="store_true", help="measure only the longer clip's memory")
     only.add_argument("--flicker-only", action="store_true", help="only the flicker clips (pan and still at 480p, the real clip)")
-    parser.add_argument("--real-size", type=int, default=360, help="shorter side the real clip is stylised at (default 360)")
+    parser.add_argument("--real-size", type=int, default=360, help="shorter side the real clip is stylized at (default 360)")
     args = parser.parse_args()
     check(args, parser)
     try:
@@ -123,7 +123,7 @@ def main() -> int:
 
 
 def measure(args: argparse.Namespace) -> int:
-    """Make the clips, stylise them and write the report."""
+    """Make the clips, stylize them and write the report."""
     speed, memory, flickers = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -134,7 +134,7 @@ def measure(args: argparse.Namespace) -> int:
             clip = make_clip(folder / f"pan_{name}.mp4", size, args.frames, "pan")
             row = []
             for smoothing in ("0", "0.8"):
-                peak, fps = stylise(clip, folder / f"out_{smoothing}.mp4", decoder, "--smoothing", smoothing)
+                peak, fps = stylize(clip, folder / f"out_{smoothing}.mp4", decoder, "--smoothing", smoothing)
                 row.append(flicker(folder / f"out_{smoothing}.mp4", clip))
                 speed.append(f"| {name} ({size[0]}×{size[1]}) | {smoothing} | {fps:.2f} | {peak:,.0f} MB |")
                 print(speed[-1], file=sys.stderr, flush=True)
@@ -144,7 +144,7 @@ def measure(args: argparse.Namespace) -> int:
                 memory.append(f"| 720p, {args.frames} frames ({args.frames / RATE:.1f} s at {RATE} fps) | {peak:,.0f} MB |")
         if not args.flicker_only:
             clip = make_clip(folder / "long.mp4", SIZES["720p"], args.long, "pan", args.long_rate)
-            peak, _ = stylise(clip, folder / "out.mp4", decoder)
+            peak, _ = stylize(clip, folder / "out.mp4", decoder)
             seconds = args.long / args.long_rate
             memory.append(f"| 720p, {args.long} frames ({seconds:.1f} s at {args.long_rate:g} fps) | {peak:,.0f} MB |")
             print(memory[-1], file=sys.stderr, flush=True)
@@ -155,13 +155,13 @@ def measure(args: argparse.Namespace) -> int:
         clip = make_clip(folder / "still.mp4", SIZES["480p"], args.frames, "still")
         row = []
         for smoothing in ("0", "0.8"):
-            stylise(clip, folder / f"out_{smoothing}.mp4", decoder, "--smoothing", smoothing)
+            stylize(clip, folder / f"out_{smoothing}.mp4", decoder, "--smoothing", smoothing)
             row.append(flicker(folder / f"out_{smoothing}.mp4", clip))
         flickers.append(f"| still (480p, {args.frames} frames) | {row[0]:.2f} | {row[1]:.2f} |")
         print(flickers[-1], file=sys.stderr, flush=True)
         row, rates = [], []
         for smoothing in ("0", "0.8"):
-            _, fps = stylise(REAL_CLIP, folder / f"real_{smoothing}.mp4", decoder, "--smoothing", smoothing, size=args.real_size)
+            _, fps = stylize(REAL_CLIP, folder / f"real_{smoothing}.mp4", decoder, "--smoothing", smoothing, size=args.real_size)
             row.append(flicker(folder / f"real_{smoothing}.mp4", REAL_CLIP))
             rates.append(fps)
         frames = len(frames_of(folder / "real_0.mp4"))

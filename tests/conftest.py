@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from adain.checkpoint import save_decoder
-from adain.decoder import Decoder
-from adain.encoder import VGG19Encoder
-from adain.transfer import StyleTransfer
+from adain.model.decoder import Decoder
+from adain.model.decoder_file import save_decoder
+from adain.model.style_transfer import StyleTransfer
+from adain.vgg.encoder import VGG19Encoder
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 

@@ -18,10 +18,10 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-import adain.app.stylist as stylist_module
+import adain.app.job_queue as stylist_module
 from adain.app import Limits, Stylist, create_app
 from adain.app.gallery import THUMBNAIL_SIDE
-from adain.imageio import open_image, prepare_image, tensor_to_pil
+from adain.media.image_io import open_image, prepare_image, tensor_to_pil
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = {"content_size": "40", "style_size": "48"}  # tiny images keep each request well under a second
@@ -226,7 +226,7 @@ def test_pixel_limits(model, gallery):
     assert_error(post(client, [("content", ("c.png", big))], style_example="munch_the_scream"), 422,
                  "content image: too large (80×70 pixels; limit 3,600)")  # fmt: skip
     response = post(client, [("content", ("c.png", png((40, 30))))], style_example="munch_the_scream", content_size="60")
-    assert_error(response, 422, "content image: too large to stylise at 80×60", "lower the size")
+    assert_error(response, 422, "content image: too large to stylize at 80×60", "lower the size")
 
 
 def test_a_decompression_bomb_is_refused_by_its_header(served):
@@ -454,4 +454,4 @@ def test_the_default_pixel_limit_keeps_the_pages_usual_sizes_and_refuses_a_2048_
     Image.new("RGB", (2048, 2048), (120, 80, 40)).save(upload, format="PNG")
     r = post(client, files={"content": ("big.png", upload.getvalue(), "image/png")}, style_example="munch_the_scream",
              content_size="0")  # fmt: skip
-    assert_error(r, 422, "content image: too large to stylise at 2048×2048 pixels (limit 1,048,576); lower the size")
+    assert_error(r, 422, "content image: too large to stylize at 2048×2048 pixels (limit 1,048,576); lower the size")

@@ -78,7 +78,7 @@ def tiny_png(path: Path, size=(64, 48), seed=0) -> Path:
 
 
 def test_served_over_http(server: str):
-    """The real server on a socket: health, a stylised upload, a refused one; it keeps running."""
+    """The real server on a socket: health, a stylized upload, a refused one; it keeps running."""
     health = httpx.get(f"{server}/api/health", timeout=10).json()
     assert health["status"] == "ok" and health["device"] == "cpu"
     buf = io.BytesIO()
@@ -140,7 +140,7 @@ def result_digest(page) -> str:
 
 def test_upload_move_alpha_see_new_result_and_download(page, server: str, tmp_path: Path):
     page.goto(server)
-    page.wait_for_selector("#result[data-seq]")  # the page stylises its default example on load
+    page.wait_for_selector("#result[data-seq]")  # the page stylizes its default example on load
     assert page.locator("#style-gallery .tile").count() == 9
     sizes = page.eval_on_selector_all("#size option", "options => options.map((o) => o.value)")
     assert sizes == ["256", "384", "512", "768", "0"]  # 1024 px at 16:9 is over the default --max-pixels
@@ -214,8 +214,8 @@ def test_bad_upload_shows_the_servers_message_and_the_page_recovers(page, server
     assert page.outside_requests == []
 
 
-def test_a_clip_is_stylised_when_asked_and_shown_as_a_video(page, server: str, tmp_path: Path):
-    """An uploaded clip waits for "Stylise the clip" (a clip holds the server for every frame),
+def test_a_clip_is_stylized_when_asked_and_shown_as_a_video(page, server: str, tmp_path: Path):
+    """An uploaded clip waits for "Stylize the clip" (a clip holds the server for every frame),
     comes back as a playable video to download, and a bad clip shows the server's message."""
     asked: list[str] = []
     page.on("request", lambda r: asked.append(r.url) if r.url.endswith("/api/stylize-video") else None)
@@ -224,7 +224,7 @@ def test_a_clip_is_stylised_when_asked_and_shown_as_a_video(page, server: str, t
     page.select_option("#size", "0")
     page.set_input_files("#content-file", str(make_clip(tmp_path / "clip.mp4", frames=6)))
     page.wait_for_selector("#render-clip:not([hidden])")
-    assert page.locator("#result").is_hidden() and "Stylise the clip" in page.inner_text("#placeholder")
+    assert page.locator("#result").is_hidden() and "Stylize the clip" in page.inner_text("#placeholder")
     assert page.locator("#video-format").is_visible() and page.locator("#format").is_hidden()
     page.locator("#alpha").focus()
     page.keyboard.press("ArrowLeft")  # 1 → 0.95: a change alone sends nothing

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-import adain.transfer
+import adain.model.style_transfer
 from adain.app.__main__ import build_parser, main
 
 
@@ -17,7 +17,7 @@ def free_port() -> str:
 
 
 def test_without_a_decoder_it_exits_1_with_one_line(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(adain.transfer, "DEFAULT_DECODER", tmp_path / "none.safetensors")  # nothing bundled
+    monkeypatch.setattr(adain.model.style_transfer, "DEFAULT_DECODER", tmp_path / "none.safetensors")  # nothing bundled
     assert main(["--port", free_port()]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: no decoder is bundled") and err.count("\n") == 1

@@ -15,7 +15,7 @@ import pytest
 from clips import audio_packets, make_clip, still, with_garbled_audio
 from fastapi.testclient import TestClient
 
-import adain.videoio as videoio
+import adain.media.video_io as videoio
 from adain.app import Limits, Stylist, create_app
 
 FORM = {"style_example": "munch_the_scream", "content_size": "0", "style_size": "48"}
@@ -46,10 +46,10 @@ def test_a_clip_comes_back_with_its_rate_frames_and_audio(model, gallery, tmp_pa
 
 
 def test_a_clip_over_the_frame_limit_is_refused_before_any_work(model, gallery, tmp_path, monkeypatch):
-    stylised = []
-    monkeypatch.setattr(model, "stylize", lambda *args, **kwargs: stylised.append(1))
+    stylized = []
+    monkeypatch.setattr(model, "stylize", lambda *args, **kwargs: stylized.append(1))
     response = post(client(model, gallery, max_video_frames=6), make_clip(tmp_path / "in.mp4", frames=10).read_bytes())
-    assert response.status_code == 422 and not stylised
+    assert response.status_code == 422 and not stylized
     assert response.json()["detail"] == "content video: too long: more than 6 frames (the limit)"
 
 
@@ -90,14 +90,14 @@ def test_a_clip_refused_for_its_frames_names_the_api_field_not_a_flag(model, gal
 
 def test_frames_over_the_pixel_limit_are_refused_before_any_work(model, gallery, tmp_path, monkeypatch):
     """The upload limit on pixels holds for a clip's frames as for an image (here a style of 64×48)."""
-    stylised = []
-    monkeypatch.setattr(model, "stylize", lambda *args, **kwargs: stylised.append(1))
+    stylized = []
+    monkeypatch.setattr(model, "stylize", lambda *args, **kwargs: stylized.append(1))
     clip = make_clip(tmp_path / "in.mp4", frames=3, size=(96, 64)).read_bytes()
     response = client(model, gallery, max_input_pixels=96 * 64 - 1).post(
         "/api/stylize-video", data={"content_size": "32", "style_size": "32"},
         files=[("content", ("clip.mp4", clip, "video/mp4")), ("style", ("style.png", still((64, 48)), "image/png"))],
     )  # fmt: skip
-    assert response.status_code == 422 and not stylised
+    assert response.status_code == 422 and not stylized
     assert response.json()["detail"] == "content video: too large (96×64 pixels; limit 6,143)"
 
 

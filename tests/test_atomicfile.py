@@ -1,11 +1,11 @@
-"""adain.atomicfile: the one atomic-write mechanism behind images, decoders, checkpoints, shards and reports."""
+"""adain.core.atomicfile: the one atomic-write mechanism behind images, decoders, checkpoints, shards and reports."""
 
 import os
 import stat
 
 import pytest
 
-from adain.atomicfile import atomic_path
+from adain.core.atomicfile import atomic_path
 
 
 def test_a_finished_write_replaces_the_file_readable_by_all(tmp_path):

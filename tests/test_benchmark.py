@@ -11,9 +11,9 @@ from conftest import make_image
 from PIL import Image
 
 import nst.stylize as infer
-from adain.decoder import Decoder
-from adain.pipeline import stylise
-from adain.transfer import StyleTransfer
+from adain.jobs.image import stylize
+from adain.model.decoder import Decoder
+from adain.model.style_transfer import StyleTransfer
 from compare import metrics
 from compare.benchmark import _load_pairs, _requests
 
@@ -70,7 +70,7 @@ def test_end_to_end_report_has_every_column(folders, decoder_file, tmp_path):
 
 
 def test_missing_bundled_decoder_says_to_pass_one(folders, monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr("adain.transfer.DEFAULT_DECODER", tmp_path / "none.safetensors")
+    monkeypatch.setattr("adain.model.style_transfer.DEFAULT_DECODER", tmp_path / "none.safetensors")
     code = benchmark.main(["--content", str(folders[0]), "--style", str(folders[1]), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert code == 1 and "--decoder" in err and len(err.strip().splitlines()) == 1
@@ -171,4 +171,4 @@ def test_the_timed_adain_path_gives_what_a_request_gives(folders, encoder):
     pairs = [(folders[0] / "c1.png", folders[1] / "s1.jpg")]
     (content,), (style,) = _load_pairs(pairs, 32, torch.device("cpu"))
     timed = st(content, [st.encode_style(style)])
-    assert torch.equal(timed, stylise(st, _requests(pairs, 32)[0]).rgb)
+    assert torch.equal(timed, stylize(st, _requests(pairs, 32)[0]).rgb)

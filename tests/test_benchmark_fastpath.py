@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from reference_layouts import adain_decoder, adain_vgg
 from torch import nn
 
-from adain.allocator import keep_freed_memory
-from adain.decoder import Decoder, upsample_conv
-from adain.imageio import load_image
-from adain.transfer import StyleTransfer
+from adain.core.allocator import keep_freed_memory
+from adain.media.image_io import load_image
+from adain.model.decoder import Decoder, upsample_conv
+from adain.model.style_transfer import StyleTransfer
 from compare.benchmark import PlainAdaIN
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,7 +137,7 @@ def test_allocator_setting_is_accepted():
 
 KEEP_THEN_RELEASE = """
 import torch
-from adain.allocator import keep_freed_memory, release_freed_memory
+from adain.core.allocator import keep_freed_memory, release_freed_memory
 
 def rss_mb():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:")) / 1024

@@ -12,7 +12,7 @@ from conftest import make_image
 from PIL import Image
 
 import nst.stylize as infer
-from adain.checks import normalise_weights
+from adain.core.checks import normalise_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +53,7 @@ def test_every_content_style_pair(tmp_path, images, decoder_file, capsys):
     ]  # fmt: skip
     assert Image.open(out / "cat_stylized_wave.jpg").size == (38, 32)  # shorter side 32, aspect kept
     assert Image.open(out / "dog_stylized_wave.png").size == (32, 45)
-    assert "stylising" in capsys.readouterr().err
+    assert "stylizing" in capsys.readouterr().err
 
 
 def test_single_output_file_and_quiet(tmp_path, images, decoder_file, capsys):
@@ -138,18 +138,18 @@ def no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr("adain.transfer.StyleTransfer.load", refuse)
-    monkeypatch.setattr("adain.encoder.VGG19Encoder.load", refuse)
+    monkeypatch.setattr("adain.model.style_transfer.StyleTransfer.load", refuse)
+    monkeypatch.setattr("adain.vgg.encoder.VGG19Encoder.load", refuse)
 
 
-def test_nothing_to_stylise_is_reported_before_loading_a_model(tmp_path, images, decoder_file, capsys, no_model):
+def test_nothing_to_stylize_is_reported_before_loading_a_model(tmp_path, images, decoder_file, capsys, no_model):
     (tmp_path / "noimages").mkdir()
     for method in ("adain", "gatys"):
         code = infer.main(["--method", method, "--content", str(tmp_path / "noimages"), "--style", str(images["s1"])])
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 1 and err == [f"error: {tmp_path / 'noimages'}: folder has no images or videos "
                                      "(.jpg, .jpeg, .png, .webp, .bmp, .tif, .tiff, .mp4, .mov, .m4v, .mkv, .webm, .avi)",
-                                     "error: nothing to stylise"]  # fmt: skip
+                                     "error: nothing to stylize"]  # fmt: skip
 
 
 def test_an_output_folder_under_a_file_is_reported_before_loading_a_model(tmp_path, images, decoder_file, capsys, no_model):
@@ -179,7 +179,7 @@ def test_too_large_after_resize_is_one_line_naming_the_file_and_the_limit(tmp_pa
                        "--decoder", str(decoder_file), "--content-size", size, "--max-tile", max_tile])  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and files(tmp_path / "o") == [] and err[-1] == "0 of 1 outputs written; 1 failed"
-    assert len(err) == 2 and "cat.jpg: too large to stylise" in err[0] and f"limit {limit}" in err[0]
+    assert len(err) == 2 and "cat.jpg: too large to stylize" in err[0] and f"limit {limit}" in err[0]
 
 
 def test_never_overwrites_an_input(tmp_path, images, decoder_file, capsys):
@@ -292,12 +292,12 @@ def test_max_tile_gives_the_same_image_and_is_checked(tmp_path, images, decoder_
         assert message in capsys.readouterr().err
 
 
-def test_look_size_stylises_small_and_upsamples_guided_by_the_content(tmp_path, images, decoder_file, capsys, monkeypatch):
-    import adain.transfer
+def test_look_size_stylizes_small_and_upsamples_guided_by_the_content(tmp_path, images, decoder_file, capsys, monkeypatch):
+    import adain.model.style_transfer
 
     seen = []
-    upsample = adain.transfer.guided_upsample
-    monkeypatch.setattr(adain.transfer, "guided_upsample", lambda low, *rest: seen.append(low.shape[-2:]) or upsample(low, *rest))
+    upsample = adain.model.style_transfer.guided_upsample
+    monkeypatch.setattr(adain.model.style_transfer, "guided_upsample", lambda low, *rest: seen.append(low.shape[-2:]) or upsample(low, *rest))
     common = ["--content", images["c2"], "--style", images["s1"], "--content-size", "96"]  # 96×134
     assert run([*common, "--output", tmp_path / "look.png", "--look-size", "48"], decoder_file, "--content-size", "96") == 0
     assert seen == [(67, 48)] and Image.open(tmp_path / "look.png").size == (96, 134)
@@ -371,7 +371,7 @@ def test_gatys_snapshots_never_overwrite_an_input(tmp_path, images, decoder_file
     assert capsys.readouterr().err.splitlines()[0] == f"error: {content}: refusing to overwrite an input file"
 
 
-def test_an_output_too_large_for_its_format_is_refused_before_stylising(tmp_path, images, decoder_file, capsys, monkeypatch):
+def test_an_output_too_large_for_its_format_is_refused_before_stylizing(tmp_path, images, decoder_file, capsys, monkeypatch):
     wide = make_image(tmp_path / "c" / "wide.webp", (4000, 8))
     tall = make_image(tmp_path / "tall.png", (8, 4000))
     rendered = []

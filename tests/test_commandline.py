@@ -1,4 +1,4 @@
-"""adain.commandline, adain.errors and the packages: one-line errors, Ctrl-C handling, lazy exports."""
+"""adain.core.commandline, adain.core.errors and the packages: one-line errors, Ctrl-C handling, lazy exports."""
 
 import importlib
 import subprocess
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from adain.commandline import EXIT_INTERRUPTED, run_main
-from adain.errors import one_line
+from adain.core.commandline import EXIT_INTERRUPTED, run_main
+from adain.core.errors import one_line
 
 ROOT = Path(__file__).resolve().parent.parent
 

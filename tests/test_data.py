@@ -1,4 +1,4 @@
-"""adain/data.py: batches, per-rank and per-worker streams, determinism, bad samples."""
+"""adain/training/data.py: batches, per-rank and per-worker streams, determinism, bad samples."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from PIL import Image
 from test_shards import shard_set, write_images
 from torch.utils.data import DataLoader
 
-from adain import data
-from adain.data import AdaINDataModule, TrainingDataError
+from adain.training import data
+from adain.training.data import AdaINDataModule, TrainingDataError
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_corrupt_samples_inside_a_shard_are_skipped_and_the_shard_named_once(tmp
         tar.write({"__key__": "truncated", "jpg": _jpeg(10)[:200]})
         tar.write({"__key__": "no_image", "txt": b"caption only"})
     images = data.ShardImages("style", str(path), load_size=0, crop_size=32, flip=False, shuffle_buffer=1)
-    with caplog.at_level(logging.WARNING, logger="adain.data"):
+    with caplog.at_level(logging.WARNING, logger="adain.training.data"):
         crops = list(itertools.islice(images.crops(random.Random(0)), 5))
     assert all(c.shape == (3, 32, 32) and abs(c.float().mean().item() - 200) < 5 for c in crops)
     assert images.skipped >= 12  # three bad samples in each of the 4+ passes over the shard
@@ -121,7 +121,7 @@ def test_a_shard_without_samples_is_named_once_and_never_drawn_again(tmp_path: P
         tar.write({"__key__": "a", "jpg": _jpeg(90)})
     make(tmp_path / "bad.tar")
     images = data.ShardImages("content", str(tmp_path / "{good,bad}.tar"), 0, 32, False, shuffle_buffer=1)
-    with caplog.at_level(logging.WARNING, logger="adain.data"):
+    with caplog.at_level(logging.WARNING, logger="adain.training.data"):
         crops = list(itertools.islice(images.crops(random.Random(0)), 40))
     assert len(crops) == 40
     assert [r.getMessage() for r in caplog.records] == [f"content data: skipping shard {tmp_path / 'bad.tar'}: {reason}"]
@@ -150,7 +150,7 @@ def test_shards_that_all_yield_nothing_end_in_one_error_instead_of_spinning(tmp_
     (tmp_path / "a.tar").write_bytes(b"")
     _empty_tar(tmp_path / "b.tar")
     images = data.ShardImages("content", str(tmp_path / "{a,b}.tar"), 0, 32, False, shuffle_buffer=4)
-    with caplog.at_level(logging.WARNING, logger="adain.data"):
+    with caplog.at_level(logging.WARNING, logger="adain.training.data"):
         err = _within(20, lambda: next(images.crops(random.Random(0))))
     assert isinstance(err, TrainingDataError)
     assert str(err) == f"content shards {str(tmp_path / '{a,b}.tar')!r}: none of the 2 yields a sample (first: " + (
@@ -175,7 +175,7 @@ def test_a_truncated_shard_is_read_on_its_own_and_named_once(tmp_path: Path, cap
     cut = tmp_path / "cut.tar"
     cut.write_bytes(whole.read_bytes()[:2200])  # inside the second member's header block
     images = data.ShardImages("content", str(cut), 0, 32, False, shuffle_buffer=1)
-    with caplog.at_level(logging.WARNING, logger="adain.data"):
+    with caplog.at_level(logging.WARNING, logger="adain.training.data"):
         crops = list(itertools.islice(images.crops(random.Random(0)), 6))
     assert all(abs(c.float().mean().item() - 60) < 5 for c in crops)  # only k0 survives, over and over
     assert [r.getMessage() for r in caplog.records] == [
@@ -191,7 +191,7 @@ def test_shards_without_any_readable_image_are_an_error_after_one_line_each(tmp_
     monkeypatch.setattr(data, "MAX_FAILURES_IN_A_ROW", 12)
     pattern = str(tmp_path / "{a,b}.tar")
     images = data.ShardImages("content", pattern, load_size=0, crop_size=32, flip=False, shuffle_buffer=1)
-    with caplog.at_level(logging.WARNING, logger="adain.data"), pytest.raises(TrainingDataError) as raised:
+    with caplog.at_level(logging.WARNING, logger="adain.training.data"), pytest.raises(TrainingDataError) as raised:
         next(images.crops(random.Random(0)))
     assert str(raised.value).startswith(f"content shards {pattern!r}: 12 unreadable samples in a row from 2 shards, none readable")
     assert sorted(r.getMessage().split(", the first:")[0] for r in caplog.records) == [
@@ -222,7 +222,7 @@ def test_in_memory_images_keep_shard_order_and_count_unreadable_samples(tmp_path
             for i, sample in enumerate(samples):
                 tar.write({"__key__": f"{shard}{i}", **sample})
     pattern = str(tmp_path / "{a,b}.tar")
-    with caplog.at_level(logging.WARNING, logger="adain.data"):
+    with caplog.at_level(logging.WARNING, logger="adain.training.data"):
         held = data.MemoryImages(data.ShardImages("style", pattern, load_size=0, crop_size=32, flip=False, shuffle_buffer=1))
     assert [int(image[0, 0, 0]) for image in held.images] == [10, 90, 170] * 2
     assert held.skipped == 4

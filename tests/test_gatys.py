@@ -8,10 +8,17 @@ import pytest
 import torch
 import yaml
 
-from adain.color import rgb_to_ycbcr
-from adain.transfer import StyleTransfer
+from adain.media.color import rgb_to_ycbcr
+from adain.model.style_transfer import StyleTransfer
 from gatys import DEFAULTS, GatysConfig, GatysObjective, load_config, stylize
-from gatys.losses import content_loss, gram_matrix, style_layer_loss, style_loss, style_target, tv_loss
+from gatys.losses import (
+    content_loss,
+    gram_matrix,
+    style_layer_loss,
+    style_loss,
+    style_target,
+    tv_loss,
+)
 from gatys.optimize import initial_image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,7 +213,7 @@ def test_luminance_preservation_keeps_the_content_colours(encoder):
     content = 0.25 + 0.5 * smooth()  # colours well inside the gamut, so restoring them needs no clipping
     out = shallow(content, image(seed=1), encoder, steps=3, preserve_color="luminance").image
     change = (rgb_to_ycbcr(out) - rgb_to_ycbcr(content)).abs().mean(dim=(0, 2, 3))
-    assert change[0] > 0.005 and change[1:].max() < 1e-4  # luminance stylised, chrominance the content's
+    assert change[0] > 0.005 and change[1:].max() < 1e-4  # luminance stylized, chrominance the content's
 
 
 @pytest.mark.parametrize(

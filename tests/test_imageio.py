@@ -11,9 +11,9 @@ import torch
 from conftest import make_image
 from PIL import Image
 
-from adain import imageio
-from adain.errors import ImageError
-from adain.imageio import load_image, open_image, save_image
+from adain.core.errors import ImageError
+from adain.media import image_io as imageio
+from adain.media.image_io import load_image, open_image, save_image
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "P", "CMYK", "1", "RGBA", "LA", "I;16"])
@@ -104,7 +104,7 @@ def test_huge_images_are_refused(tmp_path):
     path = make_image(tmp_path / "big.png", (64, 64))
     with pytest.raises(ImageError, match="too large"):
         open_image(path, max_pixels=1000)
-    with pytest.raises(ImageError, match="too large to stylise"):
+    with pytest.raises(ImageError, match="too large to stylize"):
         load_image(path, short_side=5000, max_pixels=10**6)
 
 

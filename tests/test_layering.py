@@ -1,6 +1,8 @@
-"""The packages depend one way: gatys may build on adain's foundations, nothing in adain imports
-gatys, and the comparison code (compare/) and the command line of both methods (nst/) sit above
-both, imported by neither."""
+"""The packages depend one way. Inside ``adain`` each subpackage imports only those below it:
+core ← media ← vgg ← model ← jobs ← app, with training beside jobs (on the model, never on jobs
+or the app). ``gatys`` may build on adain's foundations (core, media, vgg) and nothing of AdaIN's
+model; the comparison code (compare/) and the command line of both methods (nst/) sit above both,
+imported by neither."""
 
 from __future__ import annotations
 
@@ -10,20 +12,37 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+BELOW = {  # adain subpackage → the adain subpackages it may import
+    "core": set(),
+    "media": {"core"},
+    "vgg": {"core", "media"},
+    "model": {"core", "media", "vgg"},
+    "jobs": {"core", "media", "vgg", "model"},
+    "training": {"core", "media", "vgg", "model"},
+    "app": {"core", "media", "vgg", "model", "jobs"},
+}
+FOUNDATIONS = {"core", "media", "vgg"}  # what gatys may use
+
+
+def imports(path: Path) -> set[str]:
+    """Every module path ``path`` imports absolutely (``a.b`` for ``from a.b import c`` and ``import a.b``)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
 
 
 def imported_packages(package: str) -> dict[str, set[str]]:
     """For each module file of ``package``, the top-level packages it imports (relative imports excluded)."""
-    found = {}
-    for path in sorted((ROOT / package).rglob("*.py")):
-        names = set()
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                names |= {alias.name.split(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names.add(node.module.split(".")[0])
-        found[str(path.relative_to(ROOT))] = names
-    return found
+    return {str(p.relative_to(ROOT)): {n.split(".")[0] for n in imports(p)} for p in sorted((ROOT / package).rglob("*.py"))}
+
+
+def adain_subpackages(path: Path) -> set[str]:
+    """The ``adain`` subpackages that the module at ``path`` imports."""
+    return {name.split(".")[1] for name in imports(path) if name.startswith("adain.") and name.count(".") >= 1}
 
 
 @pytest.mark.parametrize(
@@ -32,3 +51,19 @@ def imported_packages(package: str) -> dict[str, set[str]]:
 def test_dependencies_run_one_way(package, forbidden):
     offenders = {module: names & forbidden for module, names in imported_packages(package).items() if names & forbidden}
     assert offenders == {}
+
+
+def test_adain_subpackages_import_only_those_below_them():
+    assert {p.name for p in (ROOT / "adain").iterdir() if (p / "__init__.py").is_file()} == set(BELOW)
+    offenders = {}
+    for sub, allowed in BELOW.items():
+        for path in sorted((ROOT / "adain" / sub).rglob("*.py")):
+            if bad := adain_subpackages(path) - allowed - {sub}:
+                offenders[str(path.relative_to(ROOT))] = bad
+    assert offenders == {}
+    assert sorted(p.name for p in (ROOT / "adain").glob("*.py")) == ["__init__.py"]  # every module in a subpackage
+
+
+def test_gatys_uses_only_the_shared_foundations():
+    used = {str(p.relative_to(ROOT)): adain_subpackages(p) - FOUNDATIONS for p in sorted((ROOT / "gatys").rglob("*.py"))}
+    assert {module: bad for module, bad in used.items() if bad} == {}

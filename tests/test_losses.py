@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from adain.functional import EPS
-from adain.losses import STYLE_LAYERS, content_loss, statistics_mse, style_loss
+from adain.model.functional import EPS
+from adain.training.losses import STYLE_LAYERS, content_loss, statistics_mse, style_loss
 
 
 def test_content_loss_is_the_mean_squared_error_to_the_target():

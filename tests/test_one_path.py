@@ -1,8 +1,7 @@
 """One request, one result: the Python API, the command line and the HTTP API give byte-identical
-images for the same request, mask and crop included (they share adain.pipeline.stylise)."""
+images for the same request, mask and crop included (they share adain.jobs.image.stylize)."""
 
 from __future__ import annotations
-
 
 import numpy as np
 import pytest
@@ -13,11 +12,11 @@ from PIL import Image
 import nst.stylize as infer
 from adain.app import Limits, Stylist, create_app
 from adain.app.gallery import Gallery
-from adain.checkpoint import save_decoder
-from adain.imageio import encode_image
-from adain.pipeline import stylise
-from adain.request import ImageSource, Request
-from adain.transfer import StyleTransfer
+from adain.jobs.image import stylize
+from adain.jobs.request import ImageSource, Request
+from adain.media.image_io import encode_image
+from adain.model.decoder_file import save_decoder
+from adain.model.style_transfer import StyleTransfer
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,7 @@ def test_the_api_the_command_line_and_http_give_the_same_bytes(files, lively_dec
         ImageSource.file(files["content"]), tuple(ImageSource.file(s) for s in files["styles"]),
         mask=ImageSource.file(files["mask"]), **options,
     )  # fmt: skip
-    out = stylise(model, request)
+    out = stylize(model, request)
     api = encode_image(out.rgb, "PNG", out.alpha)
     assert out.rgb.shape == (1, 3, 40, 40) and out.rgb.std() > 0.005  # cropped, and not a flat image
 
@@ -69,4 +68,4 @@ def test_the_api_the_command_line_and_http_give_the_same_bytes(files, lively_dec
     assert answer.content == api
 
     squashed = Request(request.content, request.styles, mask=request.mask, **{**options, "crop": False})
-    assert encode_image(stylise(model, squashed).rgb, "PNG") != api  # the crop reaches the mask too
+    assert encode_image(stylize(model, squashed).rgb, "PNG") != api  # the crop reaches the mask too

@@ -1,4 +1,4 @@
-"""adain.split: the held-out validation split by a stable hash of the file name."""
+"""adain.training.validation_split: the held-out validation split by a stable hash of the file name."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from adain.split import VALIDATION_FRACTION, held_out, validation_names
+from adain.training.validation_split import (
+    VALIDATION_FRACTION,
+    held_out,
+    validation_names,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = [f"photo_{i:05d}.webp" for i in range(4000)]

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import adain.transfer as transfer
-from adain.imageio import load_image
-from adain.pipeline import stylise
-from adain.request import ImageSource, Request
+import adain.model.style_transfer as transfer
+from adain.jobs.image import stylize
+from adain.jobs.request import ImageSource, Request
+from adain.media.image_io import load_image
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,8 +62,8 @@ def test_requests_tile_above_max_tile_with_colour_preservation_too(st):
     content = ImageSource.file(ROOT / "examples/content/chelsea.jpg")
     style = (ImageSource.file(ROOT / "examples/style/munch_the_scream.jpg"),)
     for options in ({}, {"preserve_color": "coral"}):
-        whole = stylise(st, Request(content, style, content_size=160, style_size=96, max_tile=0, **options)).rgb
-        tiled = stylise(st, Request(content, style, content_size=160, style_size=96, max_tile=64, **options)).rgb
+        whole = stylize(st, Request(content, style, content_size=160, style_size=96, max_tile=0, **options)).rgb
+        tiled = stylize(st, Request(content, style, content_size=160, style_size=96, max_tile=64, **options)).rgb
         assert (tiled - whole).abs().max() < 1e-5, options
     with pytest.raises(ValueError, match="max_tile must be 0 .never tile. or a multiple of 8 from 64 to 4000, got 60"):
         Request(content, style, max_tile=60)
@@ -77,7 +77,7 @@ def test_tile_0_means_never_and_a_bad_tile_is_refused_at_any_size(st, photo, sty
 
 STUB_MODEL = """
 import resource, sys, torch
-from adain.transfer import StyleCode, StyleTransfer
+from adain.model.style_transfer import StyleCode, StyleTransfer
 
 class Network(StyleTransfer):
     device = torch.device("cpu")

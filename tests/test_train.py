@@ -27,17 +27,22 @@ from safetensors import safe_open
 from test_shards import shard_set, write_images
 from torch.utils.data import DataLoader
 
-from adain import train_cli as train
-from adain import training
-from adain.checkpoint import DecoderFileError, load_decoder, read_metadata, save_decoder
-from adain.encoder import VGG19Encoder
-from adain.errors import UsageError
-from adain.functional import adain
-from adain.imageio import load_image
-from adain.losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, style_loss
-from adain.options import DEFAULT_VGG
-from adain.training import AdaINTraining, AtomicCheckpointIO, ImagesPerSecond
-from adain.transfer import StyleTransfer
+from adain.core.errors import UsageError
+from adain.core.options import DEFAULT_VGG
+from adain.media.image_io import load_image
+from adain.model.decoder_file import (
+    DecoderFileError,
+    load_decoder,
+    read_metadata,
+    save_decoder,
+)
+from adain.model.functional import adain
+from adain.model.style_transfer import StyleTransfer
+from adain.training import cli as train
+from adain.training import module as training
+from adain.training.losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, style_loss
+from adain.training.module import AdaINTraining, AtomicCheckpointIO, ImagesPerSecond
+from adain.vgg.encoder import VGG19Encoder
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ["fit", "--config", str(ROOT / "configs" / "smoke.yaml")]
@@ -76,7 +81,7 @@ def run_train(args: list[str], timeout: float = 120) -> subprocess.CompletedProc
 
 
 def read_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)  # exactly how adain.checkpoint reads it
+    return torch.load(path, map_location="cpu", weights_only=True)  # exactly how adain.model.decoder_file reads it
 
 
 @pytest.fixture(scope="module")
@@ -228,11 +233,11 @@ def test_sigterm_stops_a_run_whose_data_loader_is_stuck(shard_args, tmp_path, wo
 
 def test_an_empty_shard_ends_the_run_with_one_line_per_shard_and_an_error(shard_args, tmp_path, capsys, caplog, quick_vgg):
     (tmp_path / "empty.tar").write_bytes(b"")
-    with caplog.at_level(logging.WARNING, logger="adain.data"):
+    with caplog.at_level(logging.WARNING, logger="adain.training.data"):
         rc = train.main([*SMOKE, "--data.content_shards", str(tmp_path / "empty.tar"), "--data.style_shards", shard_args[3],
                          "--trainer.default_root_dir", str(tmp_path)])  # fmt: skip
     assert rc == 1
-    assert [r.getMessage() for r in caplog.records if r.name == "adain.data"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "adain.training.data"] == [
         f"content data: skipping shard {tmp_path / 'empty.tar'}: empty file (ReadError)"
     ]
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
@@ -493,7 +498,7 @@ def test_a_nonfinite_loss_stops_or_skips_without_touching_the_weights(quick_vgg,
 
     model = AdaINTraining(image_every_n_steps=0, on_nonfinite="skip")
     weights = copy.deepcopy(model.decoder.state_dict())
-    with caplog.at_level(logging.WARNING, logger="adain.training"):
+    with caplog.at_level(logging.WARNING, logger="adain.training.module"):
         fit(model, [poisoned, (content[None], style[None])], 2, tmp_path, log_every_n_steps=1)
     assert "non-finite gradients at step 0: skipped those updates" in caplog.text
     assert model.trainer.global_step == 2

@@ -13,7 +13,11 @@ from pathlib import Path
 
 from test_shards import make_shards, write_images
 
-from adain.split import VALIDATION_FRACTION, held_out, validation_names
+from adain.training.validation_split import (
+    VALIDATION_FRACTION,
+    held_out,
+    validation_names,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -111,10 +115,10 @@ def test_shards_are_made_again_when_a_file_changes(tmp_path: Path):
 def test_without_a_gpu_the_cpu_recipe_runs_at_the_precision_the_cpu_is_fast_in(monkeypatch):
     """bf16-mixed + channels-last only where torch reports bf16 matrix units (AMX); fp32 elsewhere,
     where bf16 is emulated and slower. Given configs and CUDA keep their own settings."""
-    import adain.device
+    import adain.core.device
 
     for amx, precision, layout in ((True, "bf16-mixed", "true"), (False, "32-true", "false")):
-        monkeypatch.setattr(adain.device.torch.cpu, "get_capabilities", lambda amx=amx: {"amx_bf16": amx})
+        monkeypatch.setattr(adain.core.device.torch.cpu, "get_capabilities", lambda amx=amx: {"amx_bf16": amx})
         args, why = train_from_folders.training_configs(None, cuda=False)
         assert args[args.index("--trainer.precision") + 1] == precision
         assert args[args.index("--model.channels_last") + 1] == layout

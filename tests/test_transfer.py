@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from adain import StyleCode
-from adain.color import match_color, restore_chroma, rgb_to_ycbcr, ycbcr_to_rgb
+from adain.media.color import match_color, restore_chroma, rgb_to_ycbcr, ycbcr_to_rgb
 
 
 def rand(*shape, seed=0):
@@ -138,9 +138,9 @@ def test_an_rgb_tensor_mask_is_read_as_a_pil_mask_is_and_bad_masks_are_refused(s
 
 
 def test_style_codes_are_cached_per_file_version_and_per_encoder(st, tmp_path):
-    from adain.pipeline import StyleCodes
-    from adain.request import ImageSource
-    from adain.transfer import StyleTransfer
+    from adain.jobs.image import StyleCodes
+    from adain.jobs.request import ImageSource
+    from adain.model.style_transfer import StyleTransfer
 
     codes, path = StyleCodes(), tmp_path / "style.png"
     Image.new("RGB", (32, 32), (250, 20, 20)).save(path)
@@ -158,7 +158,7 @@ def test_style_codes_are_cached_per_file_version_and_per_encoder(st, tmp_path):
     ("meta", "device 'meta' is not supported; use auto, cpu, cuda, cuda:N or mps"),
 ])  # fmt: skip
 def test_a_device_name_torch_does_not_know_or_we_do_not_run_on_is_one_line(name, message):
-    from adain.device import resolve_device
+    from adain.core.device import resolve_device
 
     with pytest.raises(ValueError) as info:
         resolve_device(name)

@@ -1,4 +1,4 @@
-"""Guided upsampling (adain.upsample) and the style-scale option built on it (look_size)."""
+"""Guided upsampling (adain.media.guided_filter) and the style-scale option built on it (look_size)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ import torch.nn.functional as F
 from conftest import grey_decoder, run_main, script
 from PIL import Image
 
-from adain.checkpoint import save_decoder
-from adain.imageio import load_image, resize
-from adain.pipeline import stylise
-from adain.request import ImageSource, Request
-from adain.transfer import StyleTransfer
-from adain.upsample import guided_upsample
+from adain.jobs.image import stylize
+from adain.jobs.request import ImageSource, Request
+from adain.media.guided_filter import guided_upsample
+from adain.media.image_io import load_image, resize
+from adain.model.decoder_file import save_decoder
+from adain.model.style_transfer import StyleTransfer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,7 +52,7 @@ def test_look_size_is_the_small_result_upsampled_guided_by_the_content(st):
         assert got.shape == photo.shape
         if not preserve_color:
             assert torch.equal(got, expected)
-    assert (expected - st.stylize(photo, style)).abs().max() > 1e-3  # not what stylising at full size gives
+    assert (expected - st.stylize(photo, style)).abs().max() > 1e-3  # not what stylizing at full size gives
     assert torch.equal(st.stylize(photo, style, look_size=200), st.stylize(photo, style))  # no larger than asked: off
     with pytest.raises(ValueError, match="look_size must be >= 0"):
         st.stylize(photo, style, look_size=-8)
@@ -77,8 +77,8 @@ def test_the_style_scale_figure_shows_the_same_square_of_each_result(encoder, tm
 
     st = StyleTransfer.load(decoder=str(decoder), device="cpu")
     full = Request(ImageSource.file(photo), (ImageSource.file(painting),), content_size=0, style_size=64)
-    small = F.interpolate(stylise(st, replace(full, content_size=64)).rgb, size=(300, 451), mode="bicubic", align_corners=False)
-    results = [stylise(st, full).rgb, stylise(st, replace(full, look_size=64)).rgb, small.clamp(0, 1)]
+    small = F.interpolate(stylize(st, replace(full, content_size=64)).rgb, size=(300, 451), mode="bicubic", align_corners=False)
+    results = [stylize(st, full).rgb, stylize(st, replace(full, look_size=64)).rgb, small.clamp(0, 1)]
     for panel, result in zip((as_is, looked, enlarged), results):
         assert (panel - result[0, :, 102:198, 178:274]).abs().max() <= 0.5 / 255 + 1e-6  # the PNG's rounding only
         assert (panel - result[0, :, 106:202, 178:274]).abs().max() > 2 / 255  # a square 4 px lower would not do

@@ -1,4 +1,4 @@
-"""Video: clips stylised through the image path, frame rate, count, size and audio kept, flicker
+"""Video: clips stylized through the image path, frame rate, count, size and audio kept, flicker
 lowered by smoothing the statistics over time, bounded memory, and one-line errors."""
 
 from __future__ import annotations
@@ -10,17 +10,24 @@ import av
 import numpy as np
 import pytest
 import torch
-from clips import audio_packets, audio_seconds, frame_image, make_clip, read_frames, still
+from clips import (
+    audio_packets,
+    audio_seconds,
+    frame_image,
+    make_clip,
+    read_frames,
+    still,
+)
 from PIL import Image
 from tqdm import tqdm
 
-import adain.video as video
+import adain.jobs.video as video
 import nst.stylize as infer
-from adain.errors import ImageError
-from adain.pipeline import load
-from adain.request import ImageSource, Request
-from adain.temporal import Stabiliser
-from adain.videoio import ClipReader, ClipWriter, VideoError, probe
+from adain.core.errors import ImageError
+from adain.jobs.flicker import Stabiliser
+from adain.jobs.image import load
+from adain.jobs.request import ImageSource, Request
+from adain.media.video_io import ClipReader, ClipWriter, VideoError, probe
 
 ROOT = Path(__file__).resolve().parent.parent
 STYLE = ImageSource.file(ROOT / "examples/style/munch_the_scream.jpg")
@@ -49,7 +56,7 @@ def stream_facts(path: Path) -> tuple[Fraction, int, tuple[int, int], list[str]]
 ])  # fmt: skip
 def test_rate_count_size_and_audio_are_kept(st, tmp_path, source, target, codecs, copied):
     clip = make_clip(tmp_path / f"in{source}", frames=10)
-    done = video.stylise_video(st, request(clip), tmp_path / f"out{target}", batch_size=3)
+    done = video.stylize_video(st, request(clip), tmp_path / f"out{target}", batch_size=3)
     assert (done.frames, done.size, done.rate) == (10, (64, 48), 12)
     assert stream_facts(tmp_path / f"out{target}") == (12, 10, (64, 48), codecs)
     if copied:
@@ -60,7 +67,7 @@ def test_rate_count_size_and_audio_are_kept(st, tmp_path, source, target, codecs
 @pytest.mark.parametrize("sample_rate", [44100, 22050])  # Opus takes 48, 24, 16, 12 or 8 kHz only
 def test_audio_at_a_rate_opus_cannot_take_is_resampled_into_webm_at_its_length(st, tmp_path, sample_rate):
     clip = make_clip(tmp_path / "in.mp4", frames=10, sample_rate=sample_rate)
-    video.stylise_video(st, request(clip), tmp_path / "out.webm")
+    video.stylize_video(st, request(clip), tmp_path / "out.webm")
     with av.open(str(tmp_path / "out.webm")) as out:
         assert out.streams.audio[0].rate == 48000
     assert abs(audio_seconds(tmp_path / "out.webm") - audio_seconds(clip)) < 0.03  # one codec frame at most
@@ -79,7 +86,7 @@ def test_a_last_frame_held_longer_keeps_the_clips_rate(st, tmp_path, held):
     clip = make_clip(tmp_path / "in.mp4", held=held)
     with av.open(str(clip)) as source:
         assert source.streams.video[0].average_rate == Fraction(144, 11 + held)
-    done = video.stylise_video(st, request(clip), tmp_path / "out.mp4")
+    done = video.stylize_video(st, request(clip), tmp_path / "out.mp4")
     assert (done.frames, done.rate) == (12, 12) and stream_facts(tmp_path / "out.mp4")[:2] == (12, 12)
 
 
@@ -130,7 +137,7 @@ def test_a_matroska_clip_whose_audio_outlasts_its_video_is_whole(tmp_path, suffi
 def test_the_example_clip_keeps_its_rate_count_and_six_channel_audio(st, tmp_path):
     """The bundled real clip (H.264 with B-frames, 6-channel AAC, 25 fps) goes through whole."""
     clip = ROOT / "examples/video/big_buck_bunny.mp4"
-    done = video.stylise_video(st, request(clip, content_size=32), tmp_path / "bunny.mp4", batch_size=8)
+    done = video.stylize_video(st, request(clip, content_size=32), tmp_path / "bunny.mp4", batch_size=8)
     assert (done.frames, done.size, done.rate) == (132, (56, 32), 25)
     assert stream_facts(tmp_path / "bunny.mp4") == (25, 132, (56, 32), ["h264", "aac"])
     assert audio_packets(tmp_path / "bunny.mp4") == audio_packets(clip)
@@ -151,13 +158,13 @@ def test_six_channel_audio_re_encoded_for_webm_keeps_its_channels(tmp_path):
 
 
 def test_content_size_resizes_the_frames_to_even_sides(st, tmp_path, clip):
-    done = video.stylise_video(st, request(clip, content_size=30), tmp_path / "small.mp4")  # 40×30
+    done = video.stylize_video(st, request(clip, content_size=30), tmp_path / "small.mp4")  # 40×30
     assert done.size == (40, 30) and stream_facts(tmp_path / "small.mp4")[2] == (40, 30)
-    done = video.stylise_video(st, request(clip, content_size=33), tmp_path / "odd.mp4")  # 44×33 → 44×32
+    done = video.stylize_video(st, request(clip, content_size=33), tmp_path / "odd.mp4")  # 44×33 → 44×32
     assert done.size == (44, 32)
 
 
-def test_an_anamorphic_clip_is_stylised_in_square_pixels_at_its_shown_size(st, tmp_path):
+def test_an_anamorphic_clip_is_stylized_in_square_pixels_at_its_shown_size(st, tmp_path):
     """Stored 48×48 with a sample aspect ratio of 4:3 is shown 64×48: the frames are read
     stretched to that, and the output is that size in square pixels."""
     clip = make_clip(tmp_path / "dvd.mp4", size=(48, 48), pixel_aspect=Fraction(4, 3), audio=False)
@@ -170,16 +177,16 @@ def test_an_anamorphic_clip_is_stylised_in_square_pixels_at_its_shown_size(st, t
     stretched = torch.nn.functional.interpolate(stored, size=(48, 64), mode="bicubic", align_corners=False)
     # 0.013 (4:2:0 chroma, scaled before or after the conversion to RGB); padded to 64 wide instead: 0.037
     assert read.shape == (12, 3, 48, 64) and (read - stretched).abs().mean() < 0.025
-    done = video.stylise_video(st, request(clip), tmp_path / "out.mp4")
+    done = video.stylize_video(st, request(clip), tmp_path / "out.mp4")
     assert done.size == (64, 48) and stream_facts(tmp_path / "out.mp4")[2] == (64, 48)
     with av.open(str(tmp_path / "out.mp4")) as out:
         assert out.streams.video[0].sample_aspect_ratio in (None, 0, 1)
-    assert video.stylise_video(st, request(clip, content_size=30), tmp_path / "small.mp4").size == (40, 30)
+    assert video.stylize_video(st, request(clip, content_size=30), tmp_path / "small.mp4").size == (40, 30)
 
 
 def test_frames_are_the_image_path_applied_to_each_frame(st, tmp_path, clip):
     """Without smoothing, frame t is StyleTransfer.stylize of frame t, up to H.264's rounding."""
-    video.stylise_video(st, request(clip, alpha=0.8), tmp_path / "out.mp4", smoothing=0)
+    video.stylize_video(st, request(clip, alpha=0.8), tmp_path / "out.mp4", smoothing=0)
     source = torch.from_numpy(read_frames(clip)).permute(0, 3, 1, 2).float() / 255
     expected = st.stylize(source, st.encode_style(load(STYLE, 64, False).rgb), alpha=0.8)
     got = torch.from_numpy(read_frames(tmp_path / "out.mp4")).permute(0, 3, 1, 2).float() / 255
@@ -196,22 +203,22 @@ def test_every_image_option_works_on_video(st, tmp_path, clip):
                     {"max_tile": 64, "look_size": 0}, {"look_size": 32}):  # fmt: skip
         styles = (STYLE, second) if "mask" in options or "style_weights" in options else (STYLE,)
         job = Request(ImageSource.file(clip), styles, content_size=0, style_size=64, **options)
-        assert video.stylise_video(st, job, tmp_path / "out.mp4").frames == 12, options
+        assert video.stylize_video(st, job, tmp_path / "out.mp4").frames == 12, options
 
 
 def test_the_stabiliser_keeps_still_pixels_takes_moved_ones_and_continues_across_batches():
     torch.manual_seed(0)
     frames = torch.rand(1, 3, 8, 8).repeat(5, 1, 1, 1)
     frames[2:, :, :4] = 1 - frames[2:, :, :4]  # the top half changes at frame 2, then stays
-    stylised = torch.rand(5, 3, 8, 8)
-    out = Stabiliser(0.8)(frames, stylised)
-    assert torch.equal(out[0], stylised[0])  # nothing before it
-    assert torch.allclose(out[1], 0.8 * out[0] + 0.2 * stylised[1])  # still: mostly the last output
+    stylized = torch.rand(5, 3, 8, 8)
+    out = Stabiliser(0.8)(frames, stylized)
+    assert torch.equal(out[0], stylized[0])  # nothing before it
+    assert torch.allclose(out[1], 0.8 * out[0] + 0.2 * stylized[1])  # still: mostly the last output
     moved = (frames[2] - frames[1]).abs().amax(0) > 0.1
-    assert torch.allclose(out[2][:, moved], stylised[2][:, moved], atol=1e-6)  # moved: no trail of frame 1
+    assert torch.allclose(out[2][:, moved], stylized[2][:, moved], atol=1e-6)  # moved: no trail of frame 1
     halves = Stabiliser(0.8)
-    assert torch.equal(torch.cat([halves(frames[:2], stylised[:2]), halves(frames[2:], stylised[2:])]), out)
-    assert torch.equal(Stabiliser(0.0)(frames, stylised), stylised)
+    assert torch.equal(torch.cat([halves(frames[:2], stylized[:2]), halves(frames[2:], stylized[2:])]), out)
+    assert torch.equal(Stabiliser(0.0)(frames, stylized), stylized)
 
 
 def flicker(frames: np.ndarray, source: np.ndarray) -> float:
@@ -225,7 +232,7 @@ def test_smoothing_lowers_flicker_on_moving_content(st, tmp_path):
     source = read_frames(clip)
     measured = {}
     for smoothing in (0.0, 0.8):
-        video.stylise_video(st, request(clip), tmp_path / f"out{smoothing}.mp4", smoothing=smoothing)
+        video.stylize_video(st, request(clip), tmp_path / f"out{smoothing}.mp4", smoothing=smoothing)
         measured[smoothing] = flicker(read_frames(tmp_path / f"out{smoothing}.mp4"), source)
     assert measured[0.8] < 0.7 * measured[0.0], measured
 
@@ -251,7 +258,7 @@ def test_frames_stream_through_in_batches(st, tmp_path, monkeypatch, batch_size,
 
     monkeypatch.setattr(video, "ClipReader", Watched)
     monkeypatch.setattr(video.ClipWriter, "write", counting)
-    assert video.stylise_video(st, request(clip), tmp_path / "out.mp4", batch_size=batch_size).frames == 40
+    assert video.stylize_video(st, request(clip), tmp_path / "out.mp4", batch_size=batch_size).frames == 40
     assert max(gaps) == held and written[0] == 40
 
 
@@ -306,7 +313,7 @@ def make_gif(path: Path) -> Path:
 def test_every_bad_clip_is_one_line_naming_it(st, tmp_path):
     for name, (path, message) in bad_clips(tmp_path).items():
         with pytest.raises(VideoError) as info:
-            video.stylise_video(st, request(path), tmp_path / "out.mp4")
+            video.stylize_video(st, request(path), tmp_path / "out.mp4")
         text = str(info.value)
         assert text.startswith(str(path)) and message in text and "\n" not in text, (name, text)
         assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob(".out.mp4*")), name
@@ -319,7 +326,7 @@ def test_frames_over_the_pixel_limit_are_refused_from_the_header_before_any_fram
     monkeypatch.setattr(video, "ClipReader", lambda *args: decoded.append(1))
     job = Request(ImageSource.file(clip), (ImageSource(still((64, 48)), "style"),), content_size=32, style_size=32)
     with pytest.raises(ImageError) as info:
-        video.stylise_video(st, job, tmp_path / "out.mp4", max_input=96 * 64 - 1)
+        video.stylize_video(st, job, tmp_path / "out.mp4", max_input=96 * 64 - 1)
     assert str(info.value) == f"{clip}: too large (96×64 pixels; limit 6,143)" and not decoded
     assert not (tmp_path / "out.mp4").exists()
 
@@ -333,7 +340,7 @@ def test_a_mask_not_shaped_like_the_frames_is_one_line_naming_it_before_any_fram
     monkeypatch.setattr(video, "ClipReader", lambda *args: decoded.append(1))
     job = Request(ImageSource.file(clip), (STYLE, second), content_size=0, style_size=32, mask=ImageSource.file(mask))
     with pytest.raises(ImageError) as info:
-        video.stylise_video(st, job, tmp_path / "out.mp4")
+        video.stylize_video(st, job, tmp_path / "out.mp4")
     assert str(info.value).startswith(f"{mask}: the mask is 48×48 px and the content 64×48 px") and not decoded
     assert not (tmp_path / "out.mp4").exists()
 
@@ -367,7 +374,7 @@ def test_an_output_that_turns_out_to_be_a_folder_is_one_line_naming_it(st, tmp_p
     clip, output = make_clip(tmp_path / "in.mp4", frames=3), tmp_path / "out.mp4"
     output.mkdir()
     with pytest.raises(VideoError) as info:
-        video.stylise_video(st, request(clip), output)
+        video.stylize_video(st, request(clip), output)
     assert str(info.value) == f"{output}: cannot write (Is a directory)" and sorted(tmp_path.iterdir()) == [clip, output]
 
 

@@ -55,7 +55,7 @@ def run(bin_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_the_package_comes_from_the_wheel_with_its_data(installed, tmp_path):
-    where = run(installed, "python", "-c", "import adain, adain.shipped as s; print(adain.__file__); print(s.shipped('examples'))", cwd=tmp_path)
+    where = run(installed, "python", "-c", "import adain, adain.core.shipped as s; print(adain.__file__); print(s.shipped('examples'))", cwd=tmp_path)
     module, examples = where.stdout.split()
     assert str(installed.parent) in module and str(ROOT) not in module
     assert Path(examples) == Path(module).parent / "examples"
@@ -65,7 +65,7 @@ def test_the_package_comes_from_the_wheel_with_its_data(installed, tmp_path):
 
 
 def test_adain_stylize_works_from_another_folder_with_the_bundled_decoder(installed, tmp_path):
-    examples = Path(run(installed, "python", "-c", "import adain.shipped as s; print(s.shipped('examples'))", cwd=tmp_path).stdout.strip())
+    examples = Path(run(installed, "python", "-c", "import adain.core.shipped as s; print(s.shipped('examples'))", cwd=tmp_path).stdout.strip())
     proc = run(installed, "adain-stylize", "--content", str(examples / "content/chelsea.jpg"), "--style",
                str(examples / "style/munch_the_scream.jpg"), "--content-size", "64",
                "--style-size", "64", "--output", "out.png", "--quiet", cwd=tmp_path)  # fmt: skip

@@ -16,9 +16,9 @@ from typing import NoReturn
 
 import uvicorn
 
-from adain.commandline import finite_float, run_main
-from adain.errors import one_line
-from adain.options import add_model_options, add_version, model_options
+from adain.core.commandline import finite_float, run_main
+from adain.core.errors import one_line
+from adain.core.options import add_model_options, add_version, model_options
 
 from .limits import Limits
 
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-upload-mb", type=finite_float, default=d.max_request_bytes / 2**20, metavar="MB",
                    help=f"largest request body, all uploads together (default {d.max_request_bytes / 2**20:g})")  # fmt: skip
     p.add_argument("--max-pixels", type=int, default=d.max_work_pixels, metavar="N",
-                   help=f"largest image stylised, after resizing (default {d.max_work_pixels:,})")  # fmt: skip
+                   help=f"largest image stylized, after resizing (default {d.max_work_pixels:,})")  # fmt: skip
     p.add_argument("--max-queue", type=int, default=d.max_queue, metavar="N",
                    help=f"requests waiting for or in the model; more get 503 (default {d.max_queue})")  # fmt: skip
     p.add_argument("--max-video-frames", type=int, default=d.max_video_frames, metavar="N",
@@ -61,10 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot listen on {args.host}:{args.port} ({err.strerror or err})", file=sys.stderr)
         return 1
     with listener:
-        from adain.transfer import StyleTransfer  # here, after the checks: torch takes seconds to import
+        from adain.model.style_transfer import (
+            StyleTransfer,  # here, after the checks: torch takes seconds to import
+        )
 
+        from .job_queue import Stylist
         from .server import create_app
-        from .stylist import Stylist
 
         try:
             model = StyleTransfer.load(**model_options(args))

@@ -1,6 +1,6 @@
-"""The HTTP API under ``/api``: health, the bundled examples, and stylising.
+"""The HTTP API under ``/api``: health, the bundled examples, and stylizing.
 
-The routes find the server's :class:`~adain.app.stylist.Stylist` and
+The routes find the server's :class:`~adain.app.job_queue.Stylist` and
 :class:`~adain.app.gallery.Gallery` on ``request.app.state`` (set by :func:`adain.app.server.create_app`).
 """
 
@@ -20,13 +20,21 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from adain.errors import one_line
-from adain.options import VIDEO_EXTENSIONS, VIDEO_SMOOTHING
-from adain.request import ImageSource
-from adain.videoio import WriteError
+from adain.core.errors import one_line
+from adain.core.options import VIDEO_EXTENSIONS, VIDEO_SMOOTHING
+from adain.jobs.request import ImageSource
+from adain.media.video_io import WriteError
 
 from .gallery import KINDS, Example, Gallery
-from .stylist import MAX_STYLES, VIDEO_FORMATS, ClientGone, Job, QueueFull, Rendered, VideoJob
+from .job_queue import (
+    MAX_STYLES,
+    VIDEO_FORMATS,
+    ClientGone,
+    Job,
+    QueueFull,
+    Rendered,
+    VideoJob,
+)
 
 router = APIRouter(prefix="/api")
 
@@ -46,7 +54,7 @@ BAD_REQUEST = {422: {"model": ErrorMessage, "description": "a bad parameter (the
 STYLIZE_ERRORS = {
     413: {"model": ErrorMessage, "description": "the request body is over the upload limit"},
     422: {"model": ErrorMessage, "description": "a bad parameter, or an upload that is not a usable image or clip"},
-    500: {"model": ErrorMessage, "description": "the server could not write the stylised clip"},
+    500: {"model": ErrorMessage, "description": "the server could not write the stylized clip"},
     503: {"model": ErrorMessage, "description": "the queue is full, or the accelerator ran out of memory"},
 }
 
@@ -118,7 +126,7 @@ async def example_thumbnail(request: Request, kind: Literal["content", "style"],
     return Response(example(request, kind, name).thumbnail, media_type="image/jpeg")
 
 
-# The form fields both stylising endpoints take alike, declared once.
+# The form fields both stylizing endpoints take alike, declared once.
 StyleFiles = Annotated[list[UploadFile] | None, File(description="painting files, in order")]
 StyleExamples = Annotated[list[str] | None, Form(description="bundled paintings' names, after the files")]
 StyleWeights = Annotated[
@@ -141,7 +149,7 @@ async def shared_fields(
     content_size: int,
     style_size: int,
 ) -> dict[str, object]:
-    """What both stylising endpoints take, as :class:`~adain.request.Request` fields: the uploaded
+    """What both stylizing endpoints take, as :class:`~adain.jobs.request.Request` fields: the uploaded
     style files in order, then the named bundled paintings in order, and the options."""
     styles = [ImageSource(await f.read(), f"style {i + 1}") for i, f in enumerate(style or [])]
     styles += [ImageSource(gallery.get("style", n).data, f"style {n!r}") for n in style_example or []]
@@ -179,7 +187,7 @@ def copy_upload(upload: UploadFile, path: Path) -> None:
 
 @contextmanager
 def answered(renamed: dict[str, str] | None = None) -> Iterator[None]:
-    """The stylising endpoints' failures as HTTP answers; ``renamed``: words replaced in messages
+    """The stylizing endpoints' failures as HTTP answers; ``renamed``: words replaced in messages
     (a temporary file's path by what the client sent). Writing the output is the server's own
     work, so its failure is a 500, named without its temporary path."""
     try:
@@ -200,7 +208,7 @@ def answered(renamed: dict[str, str] | None = None) -> Iterator[None]:
 
 
 def rendered_response(result: Rendered, filename: str) -> Response:
-    """The stylised file, with how long the model took and the size (and frame count) it has."""
+    """The stylized file, with how long the model took and the size (and frame count) it has."""
     headers = {
         "Content-Disposition": f'inline; filename="{filename}"',
         "Cache-Control": "no-store",
@@ -214,8 +222,8 @@ def rendered_response(result: Rendered, filename: str) -> Response:
 
 @router.post(
     "/stylize",
-    tags=["stylise"],
-    summary="Stylise a photo with one to four paintings",
+    tags=["stylize"],
+    summary="Stylize a photo with one to four paintings",
     response_class=Response,
     responses={200: IMAGE_RESPONSES, **STYLIZE_ERRORS},
 )
@@ -234,7 +242,7 @@ async def stylize(
     crop: Annotated[bool, Form(description="centre-crop photo and paintings to squares")] = False,
     format: Annotated[Literal["png", "jpeg", "webp"], Form(description="the answer's image format")] = "png",
 ) -> Response:
-    """The same options as `infer.py`, checked as everywhere (`adain.request.Request`). Styles are
+    """The same options as `infer.py`, checked as everywhere (`adain.jobs.request.Request`). Styles are
     the uploaded `style` files in order, then the `style_example` names in order; `style_weights`
     follow that order. The answer is the image, with `X-Render-Seconds` saying how long the model took."""
     gallery, stylist = request.app.state.gallery, request.app.state.stylist
@@ -259,8 +267,8 @@ async def stylize(
 
 @router.post(
     "/stylize-video",
-    tags=["stylise"],
-    summary="Stylise a short clip with one to four paintings",
+    tags=["stylize"],
+    summary="Stylize a short clip with one to four paintings",
     response_class=Response,
     responses={200: VIDEO_RESPONSES, **STYLIZE_ERRORS},
 )
@@ -278,7 +286,7 @@ async def stylize_video(
     smoothing: Annotated[float, Form(description=SMOOTHING)] = VIDEO_SMOOTHING,
     format: Annotated[Literal["mp4", "webm"], Form(description="H.264 + AAC in MP4, or VP9 + Opus in WebM")] = "mp4",
 ) -> Response:
-    """`infer.py`'s video path (`adain.video.stylise_video`): the same frame rate, frame count and
+    """`infer.py`'s video path (`adain.jobs.video.stylize_video`): the same frame rate, frame count and
     audio, frames at `content_size`. One clip holds the model for all its frames, so the server
     takes at most `max_video_frames` (see /api/health). The answer is the clip, with `X-Frames`."""
     gallery, stylist = request.app.state.gallery, request.app.state.stylist

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from PIL import ImageOps
 
-from adain.imageio import encode_image, open_image
-from adain.options import IMAGE_EXTENSIONS
-from adain.shipped import shipped
+from adain.core.options import IMAGE_EXTENSIONS
+from adain.core.shipped import shipped
+from adain.media.image_io import encode_image, open_image
 
 EXAMPLES_DIR = shipped("examples")
 KINDS = ("content", "style")

@@ -15,7 +15,7 @@ from . import api, pages
 from .assets import load_assets
 from .bodylimit import BodyLimit
 from .gallery import Gallery
-from .stylist import Stylist
+from .job_queue import Stylist
 
 
 def create_app(stylist: Stylist, gallery: Gallery | None = None) -> FastAPI:

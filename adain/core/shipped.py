@@ -17,4 +17,4 @@ def shipped(name: str) -> Path:
     inside = files("adain") / name
     if isinstance(inside, Path) and inside.is_dir():
         return inside
-    return Path(__file__).resolve().parent.parent / name
+    return Path(__file__).resolve().parents[2] / name

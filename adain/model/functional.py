@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .checks import check_styles, normalise_weights
+from adain.core.checks import check_styles, normalise_weights
 
 EPS = 1e-5
 

@@ -23,23 +23,33 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
+import torch.nn.functional as F
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
-import torch.nn.functional as F
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from .atomicfile import atomic_path
-from .checkpoint import FORMAT, DecoderFileError, load_decoder, save_decoder
-from .decoder import ARCH, Decoder
-from .device import device_name
-from .encoder import VGG19Encoder
-from .errors import UsageError
-from .functional import adain
-from .imageio import save_image
-from .losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, style_losses
-from .options import DEFAULT_VGG
+from adain.core.atomicfile import atomic_path
+from adain.core.device import device_name
+from adain.core.errors import UsageError
+from adain.core.options import DEFAULT_VGG
+from adain.media.image_io import save_image
+from adain.model.decoder import ARCH, Decoder
+from adain.model.decoder_file import (
+    FORMAT,
+    DecoderFileError,
+    load_decoder,
+    save_decoder,
+)
+from adain.model.functional import adain
+from adain.training.losses import (
+    CONTENT_LAYER,
+    STYLE_LAYERS,
+    content_loss,
+    style_losses,
+)
+from adain.vgg.encoder import VGG19Encoder
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +172,7 @@ class AdaINTraining(L.LightningModule):
         self.pairs_seen = 0  # content–style pairs trained on over all devices, carried on by checkpoints
         self.train_seconds = 0.0  # time spent in this run's training loop, carried on by checkpoints
         self._started: float | None = None
-        self.run_config: dict[str, Any] | None = None  # train.py's whole configuration, set by adain.train_cli
+        self.run_config: dict[str, Any] | None = None  # train.py's whole configuration, set by adain.training.cli
 
     def style_weight_at(self, step: int) -> float:
         """λ at optimizer step ``step`` of this run: 0 during the reconstruction stage, then the ramp."""
@@ -179,20 +189,20 @@ class AdaINTraining(L.LightningModule):
     def forward(self, content: Tensor, style: Tensor, recon: int = 0) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """Decoded images, the total loss at the present λ and every loss term of a batch whose
         last ``recon`` pairs are reconstructed (their photo and their painting) and the others
-        stylised. Terms of a part the batch lacks are 0."""
-        k = content.shape[0] - recon  # pairs stylised with AdaIN
+        stylized. Terms of a part the batch lacks are 0."""
+        k = content.shape[0] - recon  # pairs stylized with AdaIN
         with torch.no_grad():  # one encoder pass for every input (crops of one size): fewer, larger kernels
             feats = self.encoder(torch.cat([style[:k], content[:k], content[k:], style[k:]]), STYLE_LAYERS)
             style_features = {layer: feat[:k] for layer, feat in feats.items()}
             own = feats[CONTENT_LAYER][2 * k :]  # the reconstructed images' features
-            stylised = adain(feats[CONTENT_LAYER][k : 2 * k], style_features[CONTENT_LAYER]) if k else own[:0]
-            target = torch.cat([stylised, own])
+            stylized = adain(feats[CONTENT_LAYER][k : 2 * k], style_features[CONTENT_LAYER]) if k else own[:0]
+            target = torch.cat([stylized, own])
         output = self.decoder(target)
         output_features = self.encoder(output, STYLE_LAYERS if k else (CONTENT_LAYER,))
         zero = output.new_zeros((), dtype=torch.float32)
         terms = {"content": zero, **{f"style_{layer}": zero for layer in STYLE_LAYERS}, "recon_pixel": zero, "recon_features": zero}
         if k:
-            terms["content"] = content_loss(output_features[CONTENT_LAYER][:k], stylised)
+            terms["content"] = content_loss(output_features[CONTENT_LAYER][:k], stylized)
             adain_part = {layer: feat[:k] for layer, feat in output_features.items()}
             terms.update({f"style_{layer}": value for layer, value in style_losses(adain_part, style_features).items()})
         if recon:
@@ -208,7 +218,7 @@ class AdaINTraining(L.LightningModule):
         return output, total, {"style": style_total, **terms}
 
     def on_after_batch_transfer(self, batch: tuple[Tensor, Tensor], dataloader_idx: int) -> tuple[Tensor, Tensor]:
-        """8-bit crops (as :mod:`adain.data` sends them) become floats in [0, 1] on the device,
+        """8-bit crops (as :mod:`adain.training.data` sends them) become floats in [0, 1] on the device,
         in the module's memory layout."""
         layout = torch.channels_last if self.hparams.channels_last else torch.contiguous_format
         return tuple(

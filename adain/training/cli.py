@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from adain.commandline import run_main
-from adain.errors import UsageError, one_line
+from adain.core.commandline import run_main
+from adain.core.errors import UsageError, one_line
 
 EXIT_SIGTERM = 143  # 128 + SIGTERM: stopped on request after saving last.ckpt (scripts/slurm_train.sh requeues)
 EXIT_USAGE = 2  # an impossible setting, as argparse's
@@ -47,8 +47,8 @@ def export_command(argv: Sequence[str]) -> int:
         parser.error(f"{args.output}: the output must end in .safetensors")
     import torch
 
-    from adain.checkpoint import DecoderFileError
-    from adain.training import export_decoder
+    from adain.model.decoder_file import DecoderFileError
+    from adain.training.module import export_decoder
 
     try:
         meta = export_decoder(args.checkpoint, args.output, torch.float16 if args.fp16 else torch.float32)
@@ -66,10 +66,17 @@ def fit_command(argv: Sequence[str] | None) -> int:
     from lightning.pytorch.loggers import CSVLogger
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from adain.checkpoint import DecoderFileError
-    from adain.data import AdaINDataModule, TrainingDataError
-    from adain.encoder import EncoderWeightsError
-    from adain.training import AdaINTraining, AtomicCheckpointIO, ImagesPerSecond, LastCheckpoint, SigtermDeadline, StuckRunError
+    from adain.model.decoder_file import DecoderFileError
+    from adain.training.data import AdaINDataModule, TrainingDataError
+    from adain.training.module import (
+        AdaINTraining,
+        AtomicCheckpointIO,
+        ImagesPerSecond,
+        LastCheckpoint,
+        SigtermDeadline,
+        StuckRunError,
+    )
+    from adain.vgg.encoder import EncoderWeightsError
 
     class AdaINCLI(LightningCLI):
         @staticmethod

@@ -1,11 +1,11 @@
-"""Stylising a clip: the one video path of the command line and the Python API.
+"""Stylizing a clip: the one video path of the command line and the Python API.
 
-A :class:`~adain.request.Request` whose content is a video file is stylised frame by frame, in
+A :class:`~adain.jobs.request.Request` whose content is a video file is stylized frame by frame, in
 batches, through :meth:`StyleTransfer.stylize` with every option an image has (α, weighted
 styles, mask, colour preservation, sizes, tiles, look size); the styles are encoded once. Frames
 stream from the reader to the writer, so memory does not grow with the clip's length, and the
-audio is carried over (:mod:`adain.videoio`). ``smoothing`` keeps the last output where the
-input is still (:mod:`adain.temporal`), which lowers flicker.
+audio is carried over (:mod:`adain.media.video_io`). ``smoothing`` keeps the last output where the
+input is still (:mod:`adain.jobs.flicker`), which lowers flicker.
 """
 
 from __future__ import annotations
@@ -19,13 +19,21 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .imageio import MAX_INPUT_PIXELS, check_work_size
-from .options import VIDEO_BATCH, VIDEO_SMOOTHING
-from .pipeline import StyleCodes, limits, mask_for, styles_for
-from .request import Request
-from .temporal import Stabiliser
-from .transfer import StyleTransfer
-from .videoio import ClipInfo, ClipReader, ClipWriter, VideoError, check_frame_count, frame_size, probe
+from adain.core.options import VIDEO_BATCH, VIDEO_SMOOTHING
+from adain.jobs.flicker import Stabiliser
+from adain.jobs.image import StyleCodes, limits, mask_for, styles_for
+from adain.jobs.request import Request
+from adain.media.image_io import MAX_INPUT_PIXELS, check_work_size
+from adain.media.video_io import (
+    ClipInfo,
+    ClipReader,
+    ClipWriter,
+    VideoError,
+    check_frame_count,
+    frame_size,
+    probe,
+)
+from adain.model.style_transfer import StyleTransfer
 
 
 @dataclass(frozen=True)
@@ -39,18 +47,18 @@ class VideoResult:
 
     @property
     def fps(self) -> float:
-        """Frames stylised per second."""
+        """Frames stylized per second."""
         return self.frames / max(self.seconds, 1e-9)
 
 
 def default_batch(device: torch.device) -> int:
     """Frames per forward pass on ``device``: one on the CPU (batches are no faster there, only
-    larger), a few on a GPU (:data:`~adain.options.VIDEO_BATCH`)."""
+    larger), a few on a GPU (:data:`~adain.core.options.VIDEO_BATCH`)."""
     return VIDEO_BATCH["cpu" if device.type == "cpu" else "gpu"]
 
 
 def check_video(request: Request, max_input: int = MAX_INPUT_PIXELS) -> ClipInfo:
-    """The request's clip, checked (:func:`~adain.videoio.probe`: frames of at most ``max_input``
+    """The request's clip, checked (:func:`~adain.media.video_io.probe`: frames of at most ``max_input``
     pixels among the rest), before any model work."""
     if not isinstance(request.content.data, Path):
         raise VideoError(request.content.label, "a video must be a file")
@@ -59,7 +67,7 @@ def check_video(request: Request, max_input: int = MAX_INPUT_PIXELS) -> ClipInfo
     return probe(request.content.data, max_input)
 
 
-def stylise_video(
+def stylize_video(
     model: StyleTransfer,
     request: Request,
     output: str | Path,
@@ -71,7 +79,7 @@ def stylise_video(
     max_work: int | None = None,
     max_frames: int | None = None,
 ) -> VideoResult:
-    """Stylise the clip ``request.content`` into ``output`` (.mp4: H.264 + AAC, .webm: VP9 + Opus):
+    """Stylize the clip ``request.content`` into ``output`` (.mp4: H.264 + AAC, .webm: VP9 + Opus):
     the same frame rate, frame count and audio, the frames at ``request.content_size`` (0: as
     they are; sides made even). ``progress(done, total)`` is called once the clip is checked and
     after every batch: frames written so far, and the count the clip states (None if it states none).
@@ -80,7 +88,7 @@ def stylise_video(
     ``max_input``: the most pixels a frame, mask or style may have as stored (a clip is refused
     from its header, before a frame is decoded). ``max_frames`` (a server's limit; None: any
     length) refuses a longer clip, before any work when the clip states its length. Any problem
-    is one :class:`~adain.errors.ImageError` naming the file; nothing is left at ``output``.
+    is one :class:`~adain.core.errors.ImageError` naming the file; nothing is left at ``output``.
     """
     batch_size = default_batch(model.device) if batch_size is None else batch_size
     if batch_size < 1:

@@ -5,8 +5,8 @@ guided filter (He, Sun & Tang, ECCV 2010): at low resolution, fit in every (2r+1
 linear map from the guide's luminance to each channel of the result, ``q = a·I + b``; average
 ``a`` and ``b`` over the windows, upsample them bilinearly, and apply them to the
 full-resolution guide. Edges and fine detail come from the guide; colours, strokes and textures
-at the low resolution's scale come from the result. Stylising at 512 px and upsampling this way
-keeps the brush strokes of the 512-px result on a 4K output, where stylising at 4K makes them
+at the low resolution's scale come from the result. Stylizing at 512 px and upsampling this way
+keeps the brush strokes of the 512-px result on a 4K output, where stylizing at 4K makes them
 an eighth as large (docs/large-images.md).
 """
 
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .color import luminance
+from adain.media.color import luminance
 
 RADIUS = 1  # low-resolution pixels: 3×3 windows, so the result's detail at its own scale survives
 EPS = 1e-3  # regularises a; a guide flatter than √EPS ≈ 0.03 in a window takes the result as it is

@@ -26,10 +26,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from .atomicfile import atomic_path
+from adain.core.atomicfile import atomic_path
 
 if TYPE_CHECKING:
-    from .encoder import VGG19Encoder
+    from adain.vgg.encoder import VGG19Encoder
 
 SCALES_FILE = Path(__file__).resolve().parent / "vgg19_scales.safetensors"
 

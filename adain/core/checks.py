@@ -1,4 +1,4 @@
-"""The rules a stylisation job's settings obey, each checked by one function: a :class:`Request`
+"""The rules a stylization job's settings obey, each checked by one function: a :class:`Request`
 checks itself with them, and so do the Python API's arguments, so every path refuses the same
 things with the same one-line ``ValueError``. Torch-free.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .options import MIN_SIDE, PRESERVE_COLOR
+from adain.core.options import MIN_SIDE, PRESERVE_COLOR
 
 
 def check_alpha(alpha: float) -> None:
@@ -40,7 +40,7 @@ def check_preserve_color(method: bool | str | None) -> str | None:
 
 MIN_TILE = 64  # px: smaller tiles would spend most of their work on the margin (transfer.TILE_HALO)
 MAX_TILE = 4000  # px: with its margins, about the most processed in one piece (imageio.MAX_WORK_PIXELS)
-DEFAULT_MAX_TILE = 1024  # px: images of more than its square are stylised in tiles of at most this side
+DEFAULT_MAX_TILE = 1024  # px: images of more than its square are stylized in tiles of at most this side
 
 
 def check_max_tile(max_tile: int) -> None:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .encoder import memory_format_of
+from adain.vgg.encoder import memory_format_of
 
 ARCH = "adain-decoder-v1"
 

@@ -5,7 +5,7 @@
   faster and matches the decoder's job of inverting t;
 - style: for each of relu1_1, relu2_1, relu3_1 and relu4_1, MSE between the channel means
   of g(t) and of the style image plus MSE between their channel standard deviations
-  (:func:`adain.functional.mean_std`, the statistics AdaIN itself transfers).
+  (:func:`adain.model.functional.mean_std`, the statistics AdaIN itself transfers).
 
 All MSEs are means over their elements (batch and channels), as in pytorch-AdaIN.
 """
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import torch.nn.functional as F
 from torch import Tensor
 
-from .functional import mean_std
+from adain.model.functional import mean_std
 
 CONTENT_LAYER = "relu4_1"
 STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")

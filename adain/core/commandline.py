@@ -1,6 +1,6 @@
 """What the command-line entry points share: finite float flags, report paths checked up front, and a quiet Ctrl-C.
 
-``infer.py``, ``train.py`` and the scripts print ``error: <one line>`` (:func:`adain.errors.one_line`)
+``infer.py``, ``train.py`` and the scripts print ``error: <one line>`` (:func:`adain.core.errors.one_line`)
 and exit non-zero on bad input instead of a traceback; an interrupt exits 130 (128 + SIGINT)
 with one word.
 """

@@ -4,10 +4,10 @@ neural artistic style transfer"), shared by AdaIN and Gatys.
 Two methods:
 
 - ``"coral"`` (default; what the original AdaIN code's ``-preserveColor`` does): before
-  stylising, the style image is recoloured by an affine map so that its RGB mean and
+  stylizing, the style image is recoloured by an affine map so that its RGB mean and
   covariance equal the content's. Strokes and textures stay, the palette becomes the
   photo's.
-- ``"luminance"``: stylise luminance only (both images as grey, the style's luminance
+- ``"luminance"``: stylize luminance only (both images as grey, the style's luminance
   matched to the content's mean and std), then put the content's chrominance (YCbCr)
   back. Keeps the content's colours exactly; the style's colour texture is lost.
 """
@@ -84,7 +84,7 @@ def match_luminance(style: Tensor, content: Tensor) -> Tensor:
 
 
 def restore_chroma(stylized: Tensor, content: Tensor) -> Tensor:
-    """The stylised image's luminance with the content's chrominance: the content plus the change in
+    """The stylized image's luminance with the content's chrominance: the content plus the change in
     luminance on each channel (YCbCr → RGB maps a change of Y alone to the same change of R, G and B),
     so that the only full-size buffers made are the result and two luminance planes."""
     shift = luminance(stylized).sub_(luminance(content))
@@ -92,15 +92,15 @@ def restore_chroma(stylized: Tensor, content: Tensor) -> Tensor:
 
 
 def prepare_style(style: Tensor, content: Tensor, method: str) -> Tensor:
-    """The style image as the stylisation should see it under ``method``."""
+    """The style image as the stylization should see it under ``method``."""
     return match_color(style, content) if method == "coral" else match_luminance(style, content)
 
 
 def prepare_content(content: Tensor, method: str) -> Tensor:
-    """The content image as the stylisation should see it under ``method``."""
+    """The content image as the stylization should see it under ``method``."""
     return content if method == "coral" else grey(content)
 
 
 def finish(stylized: Tensor, content: Tensor, method: str) -> Tensor:
-    """The stylised output after ``method``'s last step."""
+    """The stylized output after ``method``'s last step."""
     return stylized if method == "coral" else restore_chroma(stylized, content)

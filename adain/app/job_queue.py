@@ -1,10 +1,10 @@
-"""Stylising for the web: one model call at a time, a bounded queue, and cached style codes.
+"""Stylizing for the web: one model call at a time, a bounded queue, and cached style codes.
 
-Requests share one :class:`~adain.transfer.StyleTransfer`. Model calls (and the image decoding
+Requests share one :class:`~adain.model.style_transfer.StyleTransfer`. Model calls (and the image decoding
 that feeds them) run one at a time, in arrival order, in a worker thread, so memory stays
 bounded however many requests come in; past ``max_queue`` waiting requests, new ones are refused
 at once (:class:`QueueFull`) rather than piling up. A style is encoded once per (image bytes,
-style size, crop): later requests with the same painting reuse its code (:class:`~adain.pipeline.StyleCodes`).
+style size, crop): later requests with the same painting reuse its code (:class:`~adain.jobs.image.StyleCodes`).
 """
 
 from __future__ import annotations
@@ -22,13 +22,13 @@ from typing import ClassVar, TypeVar
 import torch
 from starlette.concurrency import run_in_threadpool
 
-from adain.allocator import release_freed_memory
-from adain.imageio import encode_image
-from adain.options import VIDEO_OUTPUTS, VIDEO_SMOOTHING
-from adain.pipeline import StyleCodes, stylise
-from adain.request import Request
-from adain.transfer import StyleTransfer
-from adain.video import stylise_video
+from adain.core.allocator import release_freed_memory
+from adain.core.options import VIDEO_OUTPUTS, VIDEO_SMOOTHING
+from adain.jobs.image import StyleCodes, stylize
+from adain.jobs.request import Request
+from adain.jobs.video import stylize_video
+from adain.media.image_io import encode_image
+from adain.model.style_transfer import StyleTransfer
 
 from .limits import Limits
 
@@ -40,7 +40,7 @@ VIDEO_FORMATS = tuple(extension[1:] for extension in VIDEO_OUTPUTS)  # mp4, webm
 
 @dataclass(frozen=True)
 class Job(Request):
-    """One web request: a :class:`~adain.request.Request` (checked as everywhere) and its output
+    """One web request: a :class:`~adain.jobs.request.Request` (checked as everywhere) and its output
     format, with the app's own limit on the number of styles."""
 
     format: str = "png"
@@ -56,8 +56,8 @@ class Job(Request):
 
 @dataclass(frozen=True)
 class VideoJob(Job):
-    """A clip to stylise (the content is a video file): a :class:`Job` with a video format and
-    the temporal smoothing of :func:`adain.video.stylise_video`."""
+    """A clip to stylize (the content is a video file): a :class:`Job` with a video format and
+    the temporal smoothing of :func:`adain.jobs.video.stylize_video`."""
 
     format: str = "mp4"
     smoothing: float = VIDEO_SMOOTHING
@@ -71,7 +71,7 @@ class VideoJob(Job):
 
 @dataclass(frozen=True)
 class Rendered:
-    """A stylised image or clip file and facts about it (``frames``: 1 for an image)."""
+    """A stylized image or clip file and facts about it (``frames``: 1 for an image)."""
 
     data: bytes
     media_type: str
@@ -151,7 +151,7 @@ class Stylist:
         return max(1, math.ceil(self.render_seconds or 1.0))
 
     def render(self, job: Job) -> Rendered:
-        """Stylise ``job`` now, in this thread (callers serialise: see :meth:`submit`)."""
+        """Stylize ``job`` now, in this thread (callers serialise: see :meth:`submit`)."""
         try:
             return self._render(job)
         except torch.cuda.OutOfMemoryError:
@@ -163,7 +163,7 @@ class Stylist:
         if isinstance(job, VideoJob):
             return self._render_video(job)
         start = time.perf_counter()
-        out = stylise(self.model, job, self.codes, self.limits.max_input_pixels, self.limits.max_work_pixels)
+        out = stylize(self.model, job, self.codes, self.limits.max_input_pixels, self.limits.max_work_pixels)
         fmt, media_type = FORMATS[job.format]
         data = encode_image(out.rgb, fmt, out.alpha)
         return Rendered(data, media_type, out.rgb.shape[-1], out.rgb.shape[-2], time.perf_counter() - start)
@@ -175,7 +175,7 @@ class Stylist:
         with tempfile.TemporaryDirectory() as folder:
             output = Path(folder) / f"stylized.{job.format}"
             limits = self.limits
-            done = stylise_video(self.model, job, output, self.codes, None, job.smoothing, None,
+            done = stylize_video(self.model, job, output, self.codes, None, job.smoothing, None,
                                  limits.max_input_pixels, limits.max_work_pixels, limits.max_video_frames)  # fmt: skip
             data = output.read_bytes()
         return Rendered(data, f"video/{job.format}", *done.size, time.perf_counter() - start, done.frames)

@@ -34,9 +34,15 @@ import av
 import torch
 from torch import Tensor
 
-from .atomicfile import atomic_path
-from .errors import ImageError
-from .imageio import MAX_INPUT_PIXELS, MIN_SIDE, check_input_pixels, target_size, to_uint8
+from adain.core.atomicfile import atomic_path
+from adain.core.errors import ImageError
+from adain.media.image_io import (
+    MAX_INPUT_PIXELS,
+    MIN_SIDE,
+    check_input_pixels,
+    target_size,
+    to_uint8,
+)
 
 # Per output container: FFmpeg format, video encoder and its options (visually lossless H.264;
 # VP9 at constant quality), the audio codecs it can hold as they are, and the one it transcodes to.
@@ -95,7 +101,7 @@ def _open(path: Path) -> av.container.InputContainer:
 
 
 def probe(path: str | os.PathLike, max_pixels: int = MAX_INPUT_PIXELS) -> ClipInfo:
-    """Check that ``path`` is a clip this module can stylise, decoding its first frame once the
+    """Check that ``path`` is a clip this module can stylize, decoding its first frame once the
     stream's header shows at most ``max_pixels`` pixels a frame."""
     path = Path(path)
     with _open(path) as container:

@@ -1,7 +1,7 @@
-"""What to stylise and how: the one request type of the command line, the app and the benchmark.
+"""What to stylize and how: the one request type of the command line, the app and the benchmark.
 
 A :class:`Request` names the images (files or uploaded bytes) and every option of ``infer.py``;
-it is checked once, on construction, by the same functions (:mod:`adain.checks`) that check the
+it is checked once, on construction, by the same functions (:mod:`adain.core.checks`) that check the
 Python API's arguments, so every path refuses the same things with the same one-line messages. Torch-free,
 so the command line can check a request before it loads a model.
 """
@@ -13,7 +13,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .checks import DEFAULT_MAX_TILE, check_alpha, check_max_tile, check_preserve_color, check_sizes, check_styles
+from adain.core.checks import (
+    DEFAULT_MAX_TILE,
+    check_alpha,
+    check_max_tile,
+    check_preserve_color,
+    check_sizes,
+    check_styles,
+)
 
 
 def real_path(path: str | os.PathLike) -> Path:
@@ -63,8 +70,8 @@ class Request:
     content_size: int = 512  # shorter side in px; 0 keeps the image's
     style_size: int = 512
     crop: bool = False  # centre-crop content, mask and styles to squares
-    max_tile: int = DEFAULT_MAX_TILE  # over max_tile² pixels, stylise in tiles of at most this side (0: never)
-    look_size: int = 0  # stylise at this shorter side, then upsample guided by the content (0: off)
+    max_tile: int = DEFAULT_MAX_TILE  # over max_tile² pixels, stylize in tiles of at most this side (0: never)
+    look_size: int = 0  # stylize at this shorter side, then upsample guided by the content (0: off)
 
     def __post_init__(self) -> None:
         check_alpha(self.alpha)

@@ -36,9 +36,9 @@ import webdataset as wds
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from .errors import ImageError, UsageError
-from .imageio import MAX_INPUT_PIXELS, open_image, prepare_image
-from .options import IMAGE_EXTENSIONS
+from adain.core.errors import ImageError, UsageError
+from adain.core.options import IMAGE_EXTENSIONS
+from adain.media.image_io import MAX_INPUT_PIXELS, open_image, prepare_image
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The one stylisation path: a :class:`~adain.request.Request` in, the stylised image out.
+"""The one stylization path: a :class:`~adain.jobs.request.Request` in, the stylized image out.
 
 The command line, the app and the Python API's request form all hand their requests here, so the
 images are read, resized, cropped and turned into a mask one way, and a style is encoded once per
@@ -11,13 +11,18 @@ from collections import OrderedDict
 
 from torch import Tensor
 
-from .errors import ImageError
-from .functional import check_mask_shape, mask_from_rgb
-from .imageio import MAX_INPUT_PIXELS, MAX_WORK_PIXELS, LoadedImage, load_image
-from .request import ImageSource, Request
-from .transfer import StyleCode, StyleTransfer
+from adain.core.errors import ImageError
+from adain.jobs.request import ImageSource, Request
+from adain.media.image_io import (
+    MAX_INPUT_PIXELS,
+    MAX_WORK_PIXELS,
+    LoadedImage,
+    load_image,
+)
+from adain.model.functional import check_mask_shape, mask_from_rgb
+from adain.model.style_transfer import StyleCode, StyleTransfer
 
-# The largest content stylised in tiles (8000×8000): memory then grows only with the content and
+# The largest content stylized in tiles (8000×8000): memory then grows only with the content and
 # result buffers, 24 bytes per pixel (docs/large-images.md); anything processed in one piece
 # (styles, and contents with max_tile=0) stays within imageio.MAX_WORK_PIXELS.
 MAX_TILED_PIXELS = 64_000_000
@@ -27,7 +32,7 @@ def load(
     source: ImageSource, short_side: int, crop: bool, max_input: int = MAX_INPUT_PIXELS, max_work: int = MAX_WORK_PIXELS
 ) -> LoadedImage:
     """Read an image at its working size: the shorter side ``short_side`` (0 keeps it), optionally
-    centre-cropped; :class:`~adain.errors.ImageError` names the source on any problem."""
+    centre-cropped; :class:`~adain.core.errors.ImageError` names the source on any problem."""
     return load_image(source.data, short_side, crop, max_work, source.label, max_input)
 
 
@@ -62,7 +67,7 @@ class StyleCodes:
 
 def limits(request: Request, max_work: int | None = None) -> tuple[int, int]:
     """The pixel limits of a request's working sizes: (content and mask, styles). A content
-    stylised in tiles may reach :data:`MAX_TILED_PIXELS`; whatever is processed in one piece
+    stylized in tiles may reach :data:`MAX_TILED_PIXELS`; whatever is processed in one piece
     ``MAX_WORK_PIXELS``; ``max_work`` (a server's limit) lowers both."""
     whole = min(max_work or MAX_WORK_PIXELS, MAX_WORK_PIXELS)
     return (min(max_work or MAX_TILED_PIXELS, MAX_TILED_PIXELS) if request.max_tile else whole), whole
@@ -72,7 +77,7 @@ def mask_for(
     request: Request, content_size: tuple[int, int], short_side: int, crop: bool, max_input: int, limit: int
 ) -> Tensor | None:
     """The request's mask as the model takes it (1×1×H×W in [0, 1]; None without one), read with the
-    shorter side ``short_side``; an :class:`~adain.errors.ImageError` naming the mask's file unless
+    shorter side ``short_side``; an :class:`~adain.core.errors.ImageError` naming the mask's file unless
     it is shaped like the content (``content_size``: height, width)."""
     if request.mask is None:
         return None
@@ -95,14 +100,14 @@ def styles_for(
     return [codes.get(model, s, request.style_size, request.crop, max_input, limit) for s in request.styles]
 
 
-def stylise(
+def stylize(
     model: StyleTransfer,
     request: Request,
     codes: StyleCodes | None = None,
     max_input: int = MAX_INPUT_PIXELS,
     max_work: int | None = None,
 ) -> LoadedImage:
-    """Stylise one request: the output (1×3×H×W, the content's working size) and the content's alpha.
+    """Stylize one request: the output (1×3×H×W, the content's working size) and the content's alpha.
     ``codes`` keeps encoded styles between requests; ``max_work`` lowers the pixel limits (:func:`limits`)."""
     limit, whole = limits(request, max_work)
     content = load(request.content, request.content_size, request.crop, max_input, limit)

@@ -19,18 +19,32 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from . import color
-from .allocator import keep_freed_memory
-from .checkpoint import load_decoder
-from .decoder import Decoder
-from .device import DTYPES, check_precision, resolve_device
-from .encoder import VGG19Encoder
-from .functional import blend_targets, check_mask_shape, mask_from_rgb, mean_std, moment_sums, resize_mask, stats_from_sums
-from .imageio import pil_to_tensor, resize, target_size, tensor_to_pil
-from .options import COMPILE_MODES, DEFAULT_VGG
-from .checks import check_alpha, check_max_tile, check_preserve_color, check_sizes, check_styles
-from .shipped import shipped
-from .upsample import guided_upsample
+from adain.core.allocator import keep_freed_memory
+from adain.core.checks import (
+    check_alpha,
+    check_max_tile,
+    check_preserve_color,
+    check_sizes,
+    check_styles,
+)
+from adain.core.device import DTYPES, check_precision, resolve_device
+from adain.core.options import COMPILE_MODES, DEFAULT_VGG
+from adain.core.shipped import shipped
+from adain.media import color
+from adain.media.guided_filter import guided_upsample
+from adain.media.image_io import pil_to_tensor, resize, target_size, tensor_to_pil
+from adain.model.decoder import Decoder
+from adain.model.decoder_file import load_decoder
+from adain.model.functional import (
+    blend_targets,
+    check_mask_shape,
+    mask_from_rgb,
+    mean_std,
+    moment_sums,
+    resize_mask,
+    stats_from_sums,
+)
+from adain.vgg.encoder import VGG19Encoder
 
 DEFAULT_DECODER = shipped("checkpoints") / "decoder.safetensors"
 MIN_SIDE = 16  # smallest padded input: relu4_1 is then 2×2, enough for the decoder's reflection padding
@@ -81,12 +95,12 @@ class StyleTransfer(nn.Module):
 
     ``precision`` ``"fp16"``/``"bf16"``: the network runs on copies of both whose weights are of
     that type, so activations keep one dtype from the image to the output, and only AdaIN's
-    statistics are taken in fp32 (:mod:`adain.functional`). Autocast would instead cast every
+    statistics are taken in fp32 (:mod:`adain.model.functional`). Autocast would instead cast every
     weight, and activations around the ops it keeps in fp32, on every call: on an H100 that made
     bf16 slower than fp32 (see docs/benchmarks/README.md). ``encoder`` and ``decoder`` stay fp32, so
     an encoder shared with Gatys or the metrics is not changed.
 
-    ``compile`` (one of :data:`~adain.options.COMPILE_MODES`): the encoder and the decoder each run
+    ``compile`` (one of :data:`~adain.core.options.COMPILE_MODES`): the encoder and the decoder each run
     as one ``torch.compile``d graph, so padding, ReLU and casts fuse into their neighbours; each new
     input size costs a compilation (on this project's CPU it was not worth it, see docs/benchmarks/README.md).
     """
@@ -122,7 +136,7 @@ class StyleTransfer(nn.Module):
         """Build from a decoder file (``None``: the bundled one) and a VGG19 weight source.
 
         On the CPU this also makes the process keep freed memory for reuse
-        (:func:`adain.allocator.keep_freed_memory`), which speeds up every large tensor.
+        (:func:`adain.core.allocator.keep_freed_memory`), which speeds up every large tensor.
         """
         path = Path(decoder) if decoder is not None else DEFAULT_DECODER
         if decoder is None and not path.is_file():
@@ -186,14 +200,14 @@ class StyleTransfer(nn.Module):
         alpha: float = 1.0,
         tile: int | None = None,
     ) -> Tensor:
-        """N×3×H×W content in [0, 1] → N×3×H×W stylised image in [0, 1], the same size.
+        """N×3×H×W content in [0, 1] → N×3×H×W stylized image in [0, 1], the same size.
 
         The content is padded (edge replication) to a multiple of 8 so that the decoder's
         ×8 upsampling lands back on it, and the padding is cropped off the output. Speed (see
         docs/benchmarks/README.md): channels-last activations, and on the CPU the decoder's upsamplings
         folded into its convolutions (:meth:`Decoder.forward_folded`).
 
-        ``tile`` (as :func:`~adain.checks.check_max_tile` allows; None or 0: never): an image of more
+        ``tile`` (as :func:`~adain.core.checks.check_max_tile` allows; None or 0: never): an image of more
         than ``tile``² pixels is worked on in pieces of at most ``tile``×``tile``, each with a margin of
         :data:`TILE_HALO` pixels of context, and AdaIN's content statistics taken over the whole
         image, so memory follows the tile, not the image, and the result equals the untiled one
@@ -280,16 +294,16 @@ class StyleTransfer(nn.Module):
         max_tile: int = 0,
         look_size: int = 0,
     ) -> ImageLike:
-        """Stylise ``content`` with one style, a weighted mix of styles, or two styles under a mask.
+        """Stylize ``content`` with one style, a weighted mix of styles, or two styles under a mask.
 
         ``content``: a PIL image or a 3×H×W / N×3×H×W tensor in [0, 1]; the result is of the same
         kind and size (a PIL content's alpha channel is carried over). ``alpha`` in [0, 1] is the
         style strength; ``style_weights`` are normalised to sum 1; ``mask`` (white → first style,
         black → second) needs exactly two styles; ``preserve_color``: False, True (= ``"coral"``)
-        or ``"luminance"`` (see :mod:`adain.color`); ``max_tile``: an image of more than
-        ``max_tile``² pixels is stylised in tiles of at most that side (0: never; see :meth:`forward`);
-        ``look_size``: a content whose shorter side is larger is stylised at this shorter side and
-        brought back to its size by :func:`~adain.upsample.guided_upsample`, so its strokes are
+        or ``"luminance"`` (see :mod:`adain.media.color`); ``max_tile``: an image of more than
+        ``max_tile``² pixels is stylized in tiles of at most that side (0: never; see :meth:`forward`);
+        ``look_size``: a content whose shorter side is larger is stylized at this shorter side and
+        brought back to its size by :func:`~adain.media.guided_filter.guided_upsample`, so its strokes are
         as large, relative to the picture, as on a ``look_size`` result (0: off).
         """
         check_alpha(alpha)
@@ -334,7 +348,7 @@ class StyleTransfer(nn.Module):
         method: str,
         max_tile: int,
     ) -> Tensor:
-        """One content image stylised under a colour-preservation method."""
+        """One content image stylized under a colour-preservation method."""
         content = content.to(self.device)
         codes = [self.encode_style(color.prepare_style(_as_batch(s).to(self.device), content, method)) for s in styles]
         out = self(color.prepare_content(content, method), codes, weights, mask, alpha, max_tile)
@@ -375,7 +389,7 @@ def _as_batch(image: ImageLike) -> Tensor:
 
 def _as_mask(mask: ImageLike) -> Tensor:
     """PIL image or H×W / 1×H×W / N×1×H×W tensor → N×1×H×W float mask in [0, 1]; an RGB one (PIL,
-    3×H×W, N×3×H×W) is read as the mean of its channels (:func:`~adain.functional.mask_from_rgb`)."""
+    3×H×W, N×3×H×W) is read as the mean of its channels (:func:`~adain.model.functional.mask_from_rgb`)."""
     if isinstance(mask, Image.Image):
         return mask_from_rgb(pil_to_tensor(mask).rgb)
     if not isinstance(mask, Tensor) or not 2 <= mask.dim() <= 4 or (mask.dim() > 2 and mask.shape[-3] not in (1, 3)):

@@ -31,9 +31,9 @@ import torch
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from .atomicfile import atomic_path
-from .errors import ImageError
-from .options import MIN_SIDE, OUTPUT_FORMATS
+from adain.core.atomicfile import atomic_path
+from adain.core.errors import ImageError
+from adain.core.options import MIN_SIDE, OUTPUT_FORMATS
 
 ALPHA_FORMATS = {"PNG", "WEBP"}
 # The largest side each output format holds (libjpeg's limit, WebP's); PNG's 2³¹ − 1 is never reached.
@@ -158,7 +158,7 @@ def open_image(
 
 def planned_size(source: str | os.PathLike, short_side: int = 0, crop: bool = False) -> tuple[int, int]:
     """(width, height) that :func:`load_image` will give an image file, from its header alone (its
-    EXIF orientation applied): what an output or a mask is checked against before stylising.
+    EXIF orientation applied): what an output or a mask is checked against before stylizing.
     Pillow's ``PngImageFile.getexif`` would decode the whole file to look for an eXIf chunk after
     the pixels, where the PNG standard does not put it, so only the header's EXIF and XMP are read."""
     with opened(source) as img:
@@ -251,7 +251,7 @@ def check_min_side(width: int, height: int, name: str | os.PathLike) -> None:
 def check_work_size(width: int, height: int, max_pixels: int, name: str | os.PathLike) -> None:
     """:class:`ImageError` naming the file and the limit if a working size is over ``max_pixels``."""
     if width * height > max_pixels:
-        raise ImageError(name, f"too large to stylise at {width}×{height} pixels (limit {max_pixels:,}); lower the size")
+        raise ImageError(name, f"too large to stylize at {width}×{height} pixels (limit {max_pixels:,}); lower the size")
 
 
 def load_image(
@@ -341,7 +341,7 @@ def output_format(path: str | os.PathLike) -> str:
 
 def check_output_size(path: str | os.PathLike, width: int, height: int) -> None:
     """:class:`ImageError` naming ``path`` if its format cannot hold a ``width``×``height`` image
-    (JPEG and WebP have a largest side): found before an image is stylised for it, not after."""
+    (JPEG and WebP have a largest side): found before an image is stylized for it, not after."""
     fmt = output_format(path)
     limit = OUTPUT_SIDE_LIMITS.get(fmt)
     if limit is not None and max(width, height) > limit:

@@ -1,0 +1,1 @@
+"""Pixels in and out: image and video files, colour transfer, guided upsampling."""

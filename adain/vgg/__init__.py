@@ -1,0 +1,1 @@
+"""The shared VGG19 encoder (used by AdaIN and by Gatys), its weight sources and the papers' normalisation."""
