@@ -41,7 +41,7 @@ from compare.inputs import (
 )
 from compare.report import run_facts
 
-MIN_SIZE = transfer.MIN_SIDE  # px: smaller images are pooled away before relu4_1
+MIN_SIZE = transfer.MIN_NETWORK_SIDE  # px: smaller images are pooled away before relu4_1
 
 
 def build_parser() -> argparse.ArgumentParser:

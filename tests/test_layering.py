@@ -7,6 +7,8 @@ imported by neither."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +69,19 @@ def test_adain_subpackages_import_only_those_below_them():
 def test_gatys_uses_only_the_shared_foundations():
     used = {str(p.relative_to(ROOT)): adain_subpackages(p) - FOUNDATIONS for p in sorted((ROOT / "gatys").rglob("*.py"))}
     assert {module: bad for module, bad in used.items() if bad} == {}
+
+
+def test_old_module_paths_import_the_moved_modules_with_a_warning():
+    """``import adain.transfer`` (where StyleTransfer lived) still works for one release, warning."""
+    code = (
+        "import warnings, adain.model.style_transfer as new\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import adain.transfer as old\n"
+        "assert old is new, old\n"
+        "assert any('adain.transfer has moved to adain.model.style_transfer' in str(w.message) for w in caught), caught\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    unknown = subprocess.run([sys.executable, "-c", "import adain.nothing"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert "ModuleNotFoundError" in unknown.stderr  # only the listed paths are aliased

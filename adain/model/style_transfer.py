@@ -47,7 +47,7 @@ from adain.model.functional import (
 from adain.vgg.encoder import VGG19Encoder
 
 DEFAULT_DECODER = shipped("checkpoints") / "decoder.safetensors"
-MIN_SIDE = 16  # smallest padded input: relu4_1 is then 2×2, enough for the decoder's reflection padding
+MIN_NETWORK_SIDE = 16  # smallest padded input: relu4_1 is then 2×2, enough for the decoder's reflection padding
 # Context around each tile (px, a multiple of 8). An output pixel depends on relu4_1 cells about 32 px
 # away (the decoder's 3×3 convolutions and upsamplings) and each of those on pixels about 34 px away
 # (VGG19 to relu4_1). Measured on a photo, 64-px tiles, the largest difference from the untiled
@@ -185,9 +185,10 @@ class StyleTransfer(nn.Module):
         image = _as_batch(style).to(self.device)
         if image.shape[0] != 1:  # its code would hold several styles, and a content would take the first
             raise ValueError(f"a style is one image, got a batch of {image.shape[0]}; give several styles as a list")
-        if min(image.shape[-2:]) < MIN_SIDE:
+        if min(image.shape[-2:]) < MIN_NETWORK_SIDE:
             h, w = image.shape[-2:]
-            image = resize(image, (max(MIN_SIDE, h * MIN_SIDE // min(h, w)), max(MIN_SIDE, w * MIN_SIDE // min(h, w))))
+            side = MIN_NETWORK_SIDE
+            image = resize(image, (max(side, h * side // min(h, w)), max(side, w * side // min(h, w))))
         return StyleCode(*mean_std(self._relu4_1(image)))
 
     @torch.inference_mode()
@@ -216,7 +217,7 @@ class StyleTransfer(nn.Module):
         check_max_tile(tile or 0)
         content = content.to(self.device)
         h, w = content.shape[-2:]
-        ph, pw = max(MIN_SIDE, -(-h // 8) * 8), max(MIN_SIDE, -(-w // 8) * 8)
+        ph, pw = max(MIN_NETWORK_SIDE, -(-h // 8) * 8), max(MIN_NETWORK_SIDE, -(-w // 8) * 8)
         if mask is not None:
             check_mask_shape(mask.shape[-2:], (h, w))
             if mask.shape[0] not in (1, content.shape[0]):  # broadcast, it would make as many outputs as masks
