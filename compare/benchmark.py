@@ -173,9 +173,7 @@ def gatys_label_for(steps: int, precision: str = "fp32") -> str:
 def gatys_precision(precision: str) -> str:
     """The precision Gatys runs at in a run whose AdaIN runs at ``precision``: the same where
     Gatys has it (gatys.config.PRECISIONS: not fp16), else fp32."""
-    from gatys.config import (
-        PRECISIONS,  # the optional method: imported only when measured
-    )
+    from gatys.config import PRECISIONS  # the optional method: imported only when measured
 
     return precision if precision in PRECISIONS else "fp32"
 

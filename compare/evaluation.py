@@ -30,15 +30,7 @@ from gatys import DEFAULTS as GATYS
 from gatys import stylize as gatys_stylize
 
 from . import metrics
-from .benchmark import (
-    IDENTITY_LABEL,
-    QualityRow,
-    _load_pairs,
-    adain_label,
-    gatys_label_for,
-    mean_quality,
-    pair_request,
-)
+from .benchmark import IDENTITY_LABEL, QualityRow, _load_pairs, adain_label, gatys_label_for, mean_quality, pair_request
 from .report import QUALITY_COLUMNS, markdown_table, tile_grid, write_text
 
 KINDS = ("identity", "style", "adain", "gatys", "adain+gatys")

@@ -38,13 +38,7 @@ from adain.core.atomicfile import atomic_path, temp_beside
 from adain.core.commandline import run_main
 from adain.core.errors import ImageError
 from adain.core.options import IMAGE_EXTENSIONS
-from adain.media.image_io import (
-    MAX_INPUT_PIXELS,
-    check_min_side,
-    encode_image,
-    open_image,
-    prepare_image,
-)
+from adain.media.image_io import MAX_INPUT_PIXELS, check_min_side, encode_image, open_image, prepare_image
 
 SHARD_DIGITS = 6
 KEPT_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}  # stored unchanged when no resize or rotation is needed

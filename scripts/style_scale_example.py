@@ -22,12 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from adain.core.commandline import finite_float, report_file, run_main  # noqa: E402
 from adain.core.errors import UsageError, one_line  # noqa: E402
-from adain.core.options import (  # noqa: E402
-    MIN_SIDE,
-    OUTPUT_FORMATS,
-    add_model_options,
-    model_options,
-)
+from adain.core.options import MIN_SIDE, OUTPUT_FORMATS, add_model_options, model_options  # noqa: E402
 
 GAP = 8  # px of white between the panels
 MARK = (1.0, 0.0, 0.0)  # the crop's outline on the photo: red

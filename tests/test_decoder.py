@@ -13,12 +13,7 @@ from torch import nn
 
 from adain.media.image_io import load_image
 from adain.model.decoder import ARCH, Decoder
-from adain.model.decoder_file import (
-    DecoderFileError,
-    load_decoder,
-    read_metadata,
-    save_decoder,
-)
+from adain.model.decoder_file import DecoderFileError, load_decoder, read_metadata, save_decoder
 from adain.model.style_transfer import NoDecoderError, StyleTransfer
 from adain.vgg.encoder import VGG19Encoder
 

@@ -11,14 +11,7 @@ import yaml
 from adain.media.color import rgb_to_ycbcr
 from adain.model.style_transfer import StyleTransfer
 from gatys import DEFAULTS, GatysConfig, GatysObjective, load_config, stylize
-from gatys.losses import (
-    content_loss,
-    gram_matrix,
-    style_layer_loss,
-    style_loss,
-    style_target,
-    tv_loss,
-)
+from gatys.losses import content_loss, gram_matrix, style_layer_loss, style_loss, style_target, tv_loss
 from gatys.optimize import initial_image
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,11 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adain.training.validation_split import (
-    VALIDATION_FRACTION,
-    held_out,
-    validation_names,
-)
+from adain.training.validation_split import VALIDATION_FRACTION, held_out, validation_names
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = [f"photo_{i:05d}.webp" for i in range(4000)]

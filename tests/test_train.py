@@ -30,12 +30,7 @@ from torch.utils.data import DataLoader
 from adain.core.errors import UsageError
 from adain.core.options import DEFAULT_VGG
 from adain.media.image_io import load_image
-from adain.model.decoder_file import (
-    DecoderFileError,
-    load_decoder,
-    read_metadata,
-    save_decoder,
-)
+from adain.model.decoder_file import DecoderFileError, load_decoder, read_metadata, save_decoder
 from adain.model.functional import adain
 from adain.model.style_transfer import StyleTransfer
 from adain.training import cli as train

@@ -13,11 +13,7 @@ from pathlib import Path
 
 from test_shards import make_shards, write_images
 
-from adain.training.validation_split import (
-    VALIDATION_FRACTION,
-    held_out,
-    validation_names,
-)
+from adain.training.validation_split import VALIDATION_FRACTION, held_out, validation_names
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

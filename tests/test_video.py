@@ -10,14 +10,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from clips import (
-    audio_packets,
-    audio_seconds,
-    frame_image,
-    make_clip,
-    read_frames,
-    still,
-)
+from clips import audio_packets, audio_seconds, frame_image, make_clip, read_frames, still
 from PIL import Image
 from tqdm import tqdm
 

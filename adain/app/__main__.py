@@ -14,10 +14,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-import uvicorn
-
 from adain.core.commandline import finite_float, run_main
 from adain.core.errors import one_line
+from adain.core.extras import MissingExtraError, require
 from adain.core.options import add_model_options, add_version, model_options
 
 from .limits import Limits
@@ -50,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--port must be in 1..65535, got {args.port}")
     if min(args.max_upload_mb, args.max_pixels, args.max_queue, args.max_video_frames) <= 0:
         parser.error("--max-upload-mb, --max-pixels, --max-queue and --max-video-frames must be positive")
+    try:
+        require("app", "adain-serve")
+    except MissingExtraError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     limits = Limits(
         max_request_bytes=int(args.max_upload_mb * 2**20), max_work_pixels=args.max_pixels, max_queue=args.max_queue,
         max_video_frames=args.max_video_frames,
@@ -61,9 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot listen on {args.host}:{args.port} ({err.strerror or err})", file=sys.stderr)
         return 1
     with listener:
-        from adain.model.style_transfer import (
-            StyleTransfer,  # here, after the checks: torch takes seconds to import
-        )
+        import uvicorn
+
+        from adain.model.style_transfer import StyleTransfer  # here, after the checks: torch takes seconds to import
 
         from .job_queue import Stylist
         from .server import create_app

@@ -26,15 +26,7 @@ from adain.jobs.request import ImageSource
 from adain.media.video_io import WriteError
 
 from .gallery import KINDS, Example, Gallery
-from .job_queue import (
-    MAX_STYLES,
-    VIDEO_FORMATS,
-    ClientGone,
-    Job,
-    QueueFull,
-    Rendered,
-    VideoJob,
-)
+from .job_queue import MAX_STYLES, VIDEO_FORMATS, ClientGone, Job, QueueFull, Rendered, VideoJob
 
 router = APIRouter(prefix="/api")
 

@@ -13,12 +13,7 @@ from torch import Tensor
 
 from adain.core.errors import ImageError
 from adain.jobs.request import ImageSource, Request
-from adain.media.image_io import (
-    MAX_INPUT_PIXELS,
-    MAX_WORK_PIXELS,
-    LoadedImage,
-    load_image,
-)
+from adain.media.image_io import MAX_INPUT_PIXELS, MAX_WORK_PIXELS, LoadedImage, load_image
 from adain.model.functional import check_mask_shape, mask_from_rgb
 from adain.model.style_transfer import StyleCode, StyleTransfer
 

@@ -13,14 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from adain.core.checks import (
-    DEFAULT_MAX_TILE,
-    check_alpha,
-    check_max_tile,
-    check_preserve_color,
-    check_sizes,
-    check_styles,
-)
+from adain.core.checks import DEFAULT_MAX_TILE, check_alpha, check_max_tile, check_preserve_color, check_sizes, check_styles
 
 
 def real_path(path: str | os.PathLike) -> Path:

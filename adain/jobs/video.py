@@ -24,15 +24,7 @@ from adain.jobs.flicker import Stabiliser
 from adain.jobs.image import StyleCodes, limits, mask_for, styles_for
 from adain.jobs.request import Request
 from adain.media.image_io import MAX_INPUT_PIXELS, check_work_size
-from adain.media.video_io import (
-    ClipInfo,
-    ClipReader,
-    ClipWriter,
-    VideoError,
-    check_frame_count,
-    frame_size,
-    probe,
-)
+from adain.media.video_io import ClipInfo, ClipReader, ClipWriter, VideoError, check_frame_count, frame_size, probe
 from adain.model.style_transfer import StyleTransfer
 
 

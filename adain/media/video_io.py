@@ -36,13 +36,7 @@ from torch import Tensor
 
 from adain.core.atomicfile import atomic_path
 from adain.core.errors import ImageError
-from adain.media.image_io import (
-    MAX_INPUT_PIXELS,
-    MIN_SIDE,
-    check_input_pixels,
-    target_size,
-    to_uint8,
-)
+from adain.media.image_io import MAX_INPUT_PIXELS, MIN_SIDE, check_input_pixels, target_size, to_uint8
 
 # Per output container: FFmpeg format, video encoder and its options (visually lossless H.264;
 # VP9 at constant quality), the audio codecs it can hold as they are, and the one it transcodes to.

@@ -20,13 +20,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from adain.core.allocator import keep_freed_memory
-from adain.core.checks import (
-    check_alpha,
-    check_max_tile,
-    check_preserve_color,
-    check_sizes,
-    check_styles,
-)
+from adain.core.checks import check_alpha, check_max_tile, check_preserve_color, check_sizes, check_styles
 from adain.core.device import DTYPES, check_precision, resolve_device
 from adain.core.options import COMPILE_MODES, DEFAULT_VGG
 from adain.core.shipped import shipped

@@ -24,6 +24,7 @@ from typing import NoReturn
 
 from adain.core.commandline import run_main
 from adain.core.errors import UsageError, one_line
+from adain.core.extras import MissingExtraError, require
 
 EXIT_SIGTERM = 143  # 128 + SIGTERM: stopped on request after saving last.ckpt (scripts/slurm_train.sh requeues)
 EXIT_USAGE = 2  # an impossible setting, as argparse's
@@ -174,6 +175,11 @@ def fit_command(argv: Sequence[str] | None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        require("train", "adain-train")
+    except MissingExtraError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["export"]:
         return export_command(args[1:])

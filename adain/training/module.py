@@ -36,19 +36,9 @@ from adain.core.errors import UsageError
 from adain.core.options import DEFAULT_VGG
 from adain.media.image_io import save_image
 from adain.model.decoder import ARCH, Decoder
-from adain.model.decoder_file import (
-    FORMAT,
-    DecoderFileError,
-    load_decoder,
-    save_decoder,
-)
+from adain.model.decoder_file import FORMAT, DecoderFileError, load_decoder, save_decoder
 from adain.model.functional import adain
-from adain.training.losses import (
-    CONTENT_LAYER,
-    STYLE_LAYERS,
-    content_loss,
-    style_losses,
-)
+from adain.training.losses import CONTENT_LAYER, STYLE_LAYERS, content_loss, style_losses
 from adain.vgg.encoder import VGG19Encoder
 
 log = logging.getLogger(__name__)
