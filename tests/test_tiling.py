@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import adain.model.style_transfer as transfer
+import adain.model.tiling as tiling
 from adain.jobs.image import stylize
 from adain.jobs.request import ImageSource, Request
 from adain.media.image_io import load_image
@@ -48,7 +48,7 @@ def test_mask_weights_and_alpha_work_tiled(st, photo, styles):
 
 
 def test_the_margin_is_what_makes_the_tiles_exact(st, photo, styles, monkeypatch):
-    monkeypatch.setattr(transfer, "TILE_HALO", 32)  # half the measured field
+    monkeypatch.setattr(tiling, "TILE_HALO", 32)  # half the measured field
     largest, _ = difference(st(photo, styles[:1], tile=64), st(photo, styles[:1]))
     assert largest > 1e-4  # seams: the tiles no longer see all the pixels their cores depend on
 

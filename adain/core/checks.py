@@ -38,7 +38,7 @@ def check_preserve_color(method: bool | str | None) -> str | None:
     return method
 
 
-MIN_TILE = 64  # px: smaller tiles would spend most of their work on the margin (transfer.TILE_HALO)
+MIN_TILE = 64  # px: smaller tiles would spend most of their work on the margin (adain.model.tiling.TILE_HALO)
 MAX_TILE = 4000  # px: with its margins, about the most processed in one piece (imageio.MAX_WORK_PIXELS)
 DEFAULT_MAX_TILE = 1024  # px: images of more than its square are stylized in tiles of at most this side
 

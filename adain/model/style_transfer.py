@@ -29,44 +29,13 @@ from adain.media.guided_filter import guided_upsample
 from adain.media.image_io import pil_to_tensor, resize, target_size, tensor_to_pil
 from adain.model.decoder import Decoder
 from adain.model.decoder_file import load_decoder
-from adain.model.functional import (
-    blend_targets,
-    check_mask_shape,
-    mask_from_rgb,
-    mean_std,
-    moment_sums,
-    resize_mask,
-    stats_from_sums,
-)
+from adain.model.functional import blend_targets, check_mask_shape, mask_from_rgb, mean_std
+from adain.model.tiling import stylize_tiled
 from adain.vgg.encoder import VGG19Encoder
 
 DEFAULT_DECODER = shipped("checkpoints") / "decoder.safetensors"
 MIN_NETWORK_SIDE = 16  # smallest padded input: relu4_1 is then 2×2, enough for the decoder's reflection padding
-# Context around each tile (px, a multiple of 8). An output pixel depends on relu4_1 cells about 32 px
-# away (the decoder's 3×3 convolutions and upsamplings) and each of those on pixels about 34 px away
-# (VGG19 to relu4_1). Measured on a photo, 64-px tiles, the largest difference from the untiled
-# result: 1.8e-3 with 16 px, 4.9e-4 with 32, 3.7e-5 with 48, 2.0e-6 with 56, 6e-8 (float rounding) with 64.
-TILE_HALO = 64
 ImageLike = Union[Image.Image, Tensor]
-
-
-Span = tuple[int, int, int, int]
-
-
-def tile_spans(length: int, tile: int) -> list[Span]:
-    """How a side of ``length`` px (a multiple of 8) is cut into tiles of at most ``tile``:
-    (core start, core end, window start, window end) per tile. The cores are as equal as
-    multiples of 8 allow and every window is the core plus :data:`TILE_HALO` on each side, moved
-    inwards at the image's edges, so all windows have one size: memory freed by one tile is
-    reused by the next rather than fragmented."""
-    count = -(-length // tile)
-    core = -(-length // (count * 8)) * 8
-    window = min(length, core + 2 * TILE_HALO)
-    spans = []
-    for start in range(0, length, core):
-        first = min(max(start - TILE_HALO, 0), length - window)
-        spans.append((start, min(start + core, length), first, first + window))
-    return spans
 
 
 class NoDecoderError(FileNotFoundError):
@@ -204,9 +173,9 @@ class StyleTransfer(nn.Module):
 
         ``tile`` (as :func:`~adain.core.checks.check_max_tile` allows; None or 0: never): an image of more
         than ``tile``² pixels is worked on in pieces of at most ``tile``×``tile``, each with a margin of
-        :data:`TILE_HALO` pixels of context, and AdaIN's content statistics taken over the whole
+        :data:`~adain.model.tiling.TILE_HALO` pixels of context, and AdaIN's content statistics taken over the whole
         image, so memory follows the tile, not the image, and the result equals the untiled one
-        (:meth:`_tiled`).
+        (:func:`~adain.model.tiling.stylize_tiled`).
         """
         check_max_tile(tile or 0)
         content = content.to(self.device)
@@ -220,63 +189,10 @@ class StyleTransfer(nn.Module):
             mask = F.pad(mask, (0, pw - w, 0, ph - h), mode="replicate")
         style_stats = [(s.mean.to(self.device), s.std.to(self.device)) for s in styles]  # a code made on another device
         if tile and ph * pw > tile * tile:
-            return self._tiled(content, (ph, pw), style_stats, weights, mask, alpha, tile)  # at the content's size
+            return stylize_tiled(content, (ph, pw), tile, self._relu4_1, self._decode, style_stats, weights, mask, alpha)
         x = F.pad(content, (0, pw - w, 0, ph - h), mode="replicate") if (ph, pw) != (h, w) else content
         out = self._decode(blend_targets(self._relu4_1(x), style_stats, weights, mask, alpha))
         return out[..., :h, :w].float().clamp(0, 1).contiguous()
-
-    def _tiled(
-        self,
-        content: Tensor,
-        padded: tuple[int, int],
-        style_stats: list[tuple[Tensor, Tensor]],
-        weights: Sequence[float] | None,
-        mask: Tensor | None,
-        alpha: float,
-        tile: int,
-    ) -> Tensor:
-        """:meth:`forward` in ``tile`` × ``tile`` pieces of the content padded to ``padded``, in two passes.
-
-        Pass 1 encodes each tile with its margin and adds up its core's relu4_1 moments (per
-        region under a mask), giving the content statistics of the whole image. Pass 2 encodes
-        each tile again, applies AdaIN with those statistics, decodes, and keeps the core. Each
-        core's output depends only on pixels within its margin, so the tiles join without seams.
-        Only tiles are ever padded and the output is made at the content's size, so the one
-        full-size buffer besides the content is the result.
-        """
-        h, w = content.shape[-2:]
-        ph, pw = padded
-        m = None if mask is None else resize_mask(mask, (ph // 8, pw // 8))  # as blend_targets would
-        cores = [(rows, cols) for rows in tile_spans(ph, tile) for cols in tile_spans(pw, tile)]
-
-        def encoded(rows: Span, cols: Span) -> tuple[Tensor, tuple[int, int, int, int], tuple[int, int, int, int]]:
-            """A tile's relu4_1 with its margin, the margin box, and the core's box inside it (both ÷ 8)."""
-            (top, bottom, t0, b0), (left, right, l0, r0) = rows, cols
-            x = content[..., t0 : min(b0, h), l0 : min(r0, w)]
-            if (b0, r0) != (min(b0, h), min(r0, w)):  # the padding of the whole image, made for this tile
-                x = F.pad(x, (0, r0 - min(r0, w), 0, b0 - min(b0, h)), mode="replicate")
-            feat = self._relu4_1(x)
-            box = (t0 // 8, l0 // 8, b0 // 8, r0 // 8)
-            return feat, box, ((top - t0) // 8, (left - l0) // 8, (bottom - t0) // 8, (right - l0) // 8)
-
-        regions = [None] if m is None else [m, 1 - m]
-        sums = [torch.zeros(()) for _ in regions]
-        for rows, cols in cores:
-            feat, box, (ct, cl, cb, cr) = encoded(rows, cols)
-            core = feat[..., ct:cb, cl:cr]
-            for i, region in enumerate(regions):
-                weight = None if region is None else region[..., box[0] + ct : box[0] + cb, box[1] + cl : box[1] + cr]
-                sums[i] = sums[i] + moment_sums(core, weight).cpu()
-        content_stats = [tuple(s.to(self.device) for s in stats_from_sums(total)) for total in sums]
-
-        out = torch.empty(content.shape, dtype=torch.float32, device=content.device)
-        for rows, cols in cores:
-            feat, (t0, l0, b0, r0), (ct, cl, cb, cr) = encoded(rows, cols)
-            tile_mask = None if m is None else m[..., t0:b0, l0:r0]
-            decoded = self._decode(blend_targets(feat, style_stats, weights, tile_mask, alpha, content_stats=content_stats))
-            (top, bottom), (left, right) = (rows[0], min(rows[1], h)), (cols[0], min(cols[1], w))  # less the padding
-            out[..., top:bottom, left:right] = decoded[..., ct * 8 : ct * 8 + bottom - top, cl * 8 : cl * 8 + right - left]
-        return out.clamp_(0, 1)
 
     def stylize(
         self,
