@@ -111,27 +111,17 @@ def stylize(
         raise ValueError(f"save_every must be >= 0, got {save_every}")
     if config.init == "adain" and adain_model is None:
         raise ValueError("init='adain' needs adain_model (a StyleTransfer with a decoder)")
-    content_layer = config.content_layer
     weights_by_layer = _layer_weights(config.style_layers, config.layer_weights)
     styles = list(styles) if isinstance(styles, (list, tuple)) else [styles]
     if not styles:
         raise ValueError("need at least one style image")
     blend = normalise_weights(style_weights, len(styles))
     encoder, device = _encoder_and_device(encoder, adain_model, device)
-
     original = _as_image(content)
-    content_t = original.to(device)
-    style_ts = [_as_image(s).to(device) for s in styles]
-    for kind, img in [("content", content_t)] + [("style", s) for s in style_ts]:
-        _check_size(kind, img, weights_by_layer.keys() | {content_layer})
-    if method is not None:
-        style_ts = [color.prepare_style(s, content_t, method) for s in style_ts]
-        work = color.prepare_content(content_t, method)
-    else:
-        work = content_t
+    content_t, work, style_ts = _working_images(original, styles, device, method, weights_by_layer.keys() | {config.content_layer})
 
     objective = GatysObjective(
-        encoder, work, style_ts, blend, content_layer=content_layer, layer_weights=weights_by_layer,
+        encoder, work, style_ts, blend, content_layer=config.content_layer, layer_weights=weights_by_layer,
         content_weight=config.content_weight, style_weight=config.style_weight, tv_weight=config.tv_weight,
         precision=precision,
     )  # fmt: skip
@@ -143,6 +133,39 @@ def stylize(
         out = image.detach().clamp(0, 1)
         return (out if method is None else color.finish(out, content_t, method)).to(original.device)
 
+    rows, snapshots, seconds = _optimise(objective, image, opt, config.steps, finished, save_every, callback, progress)
+    history = [{"step": k, **dict(zip(TERMS, row)), "seconds": seconds[k]} for k, row in enumerate(torch.stack(rows).tolist())]
+    return GatysResult(finished(), history, snapshots)
+
+
+def _working_images(
+    original: Tensor, styles: list[ImageLike], device: torch.device, method: str | None, layers: set[str]
+) -> tuple[Tensor, Tensor, list[Tensor]]:
+    """The content on the device, the content as optimised (its luminance with ``method``
+    ``luminance``) and the styles (recoloured to the content with a colour method), sizes checked."""
+    content_t = original.to(device)
+    style_ts = [_as_image(s).to(device) for s in styles]
+    for kind, img in [("content", content_t)] + [("style", s) for s in style_ts]:
+        _check_size(kind, img, layers)
+    if method is None:
+        return content_t, content_t, style_ts
+    return content_t, color.prepare_content(content_t, method), [color.prepare_style(s, content_t, method) for s in style_ts]
+
+
+def _optimise(
+    objective: GatysObjective,
+    image: Tensor,
+    opt: torch.optim.Optimizer,
+    steps: int,
+    finished: Callable[[], Tensor],
+    save_every: int,
+    callback: Callback | None,
+    progress: bool,
+) -> tuple[list[Tensor], list[tuple[int, Tensor]], list[float]]:
+    """``steps`` optimiser steps on ``image``: the loss terms after each (row 0: the start, the last
+    row: the final image), the snapshots (``finished()`` every ``save_every`` steps), and the
+    seconds from the start to each step (0 for the start)."""
+    device = image.device
     # Nothing in the loop waits for the device, so a GPU never idles for the host: the losses stay
     # there until the end, times are CUDA events, the progress bar shows losses once their copy has
     # arrived, and the optimiser decides on the device (gatys.lbfgs). Only snapshots are read back.
@@ -151,7 +174,7 @@ def stylize(
     scale: Tensor | None = None  # fixed at the first evaluation: 1 / the largest pixel gradient there (module docstring)
     clock = StepClock(device)
     shown = LossReadout(device)
-    bar = tqdm(range(1, config.steps + 1), desc="gatys", unit="step", leave=False, disable=not progress)
+    bar = tqdm(range(1, steps + 1), desc="gatys", unit="step", leave=False, disable=not progress)
     for step in bar:
 
         def closure() -> Tensor:
@@ -181,9 +204,7 @@ def stylize(
     with torch.no_grad():
         terms = objective(image)
         rows.append(torch.stack([terms[k] for k in TERMS]))
-    seconds = [0.0, *clock.seconds()]
-    history = [{"step": k, **dict(zip(TERMS, row)), "seconds": seconds[k]} for k, row in enumerate(torch.stack(rows).tolist())]
-    return GatysResult(finished(), history, snapshots)
+    return rows, snapshots, [0.0, *clock.seconds()]
 
 
 TERMS = ("content", "style", "tv", "total")  # what GatysObjective returns, in the order history rows hold them
