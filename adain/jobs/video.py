@@ -25,7 +25,7 @@ from adain.jobs.image import StyleCodes, limits, mask_for, styles_for
 from adain.jobs.request import Request
 from adain.media.image_io import MAX_INPUT_PIXELS, check_work_size
 from adain.media.video_io import ClipInfo, ClipReader, ClipWriter, VideoError, check_frame_count, frame_size, probe
-from adain.model.style_transfer import StyleTransfer
+from adain.model.style_transfer import StyleCode, StyleTransfer
 
 
 @dataclass(frozen=True)
@@ -86,17 +86,11 @@ def stylize_video(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     stabilise = Stabiliser(smoothing)
-    info = check_video(request, max_input)
-    label = request.content.label
-    check_frame_count(label, info.frames, max_frames)
-    size = frame_size(info, request.content_size, label)
-    limit, whole = limits(request, max_work)
-    check_work_size(*size, limit, label)
-    mask = mask_for(request, size[::-1], min(size), False, max_input, limit)
-    styles = styles_for(model, request, codes, max_input, whole)
+    info, size, mask, styles = _checked_job(model, request, codes, max_input, max_work, max_frames)
     if progress is not None:
         progress(0, info.frames)
     start = time.perf_counter()
+    reader = ClipReader(request.content.data, info, size, max_frames)
     batch: list[Tensor] = []
 
     def flush(writer: ClipWriter) -> None:
@@ -108,9 +102,8 @@ def stylize_video(
         if progress is not None:
             progress(writer.frames, info.frames)
 
-    reader = ClipReader(request.content.data, info, size, max_frames)
     with ClipWriter(output, request.content.data, info, size) as writer:
-        for item in reader:
+        for item in reader:  # frames at the working size, and the audio packets to copy
             if isinstance(item, Tensor):
                 batch.append(item)
                 if len(batch) == batch_size:
@@ -120,3 +113,18 @@ def stylize_video(
         if batch:
             flush(writer)
     return VideoResult(writer.frames, size, info.rate, time.perf_counter() - start)
+
+
+def _checked_job(
+    model: StyleTransfer, request: Request, codes: StyleCodes | None, max_input: int, max_work: int | None, max_frames: int | None
+) -> tuple[ClipInfo, tuple[int, int], Tensor | None, list[StyleCode] | list[Tensor]]:
+    """Everything checked before a frame is decoded: the clip's facts, the frame size (width,
+    height), the mask at that size and the styles' codes."""
+    info = check_video(request, max_input)
+    label = request.content.label
+    check_frame_count(label, info.frames, max_frames)
+    size = frame_size(info, request.content_size, label)
+    limit, whole = limits(request, max_work)
+    check_work_size(*size, limit, label)
+    mask = mask_for(request, size[::-1], min(size), False, max_input, limit)
+    return info, size, mask, styles_for(model, request, codes, max_input, whole)
