@@ -55,7 +55,7 @@ GATYS_SETTINGS = ("steps", "optimizer", "content_weight", "style_weight", "tv_we
 
 
 @dataclass
-class Job:
+class PlannedOutput:
     """One output image: a content, the styles it gets, where it goes."""
 
     content: Path
@@ -185,7 +185,7 @@ def expand(items: Sequence[str], extensions: Sequence[str] = IMAGE_EXTENSIONS) -
     return paths, errors
 
 
-def plan_jobs(contents: list[Path], styles: list[Path], args: argparse.Namespace) -> list[Job]:
+def plan_jobs(contents: list[Path], styles: list[Path], args: argparse.Namespace) -> list[PlannedOutput]:
     """Every content × style pair, or one blended output per content; unique output names."""
     combined = args.style_weights is not None or args.mask is not None
     groups = [styles] if combined else [[s] for s in styles]
@@ -202,11 +202,11 @@ def plan_jobs(contents: list[Path], styles: list[Path], args: argparse.Namespace
                 while output in taken:
                     output, n = args.output_dir / f"{stem}_{n}{ext}", n + 1
             taken.add(output)
-            jobs.append(Job(content, group, output))
+            jobs.append(PlannedOutput(content, group, output))
     return jobs
 
 
-def request_for(job: Job, args: argparse.Namespace) -> Request:
+def request_for(job: PlannedOutput, args: argparse.Namespace) -> Request:
     """The request of one output; ValueError for options that can never work."""
     return Request(
         ImageSource.file(job.content),
@@ -228,14 +228,14 @@ def snapshot_path(output: Path, step: int, steps: int) -> Path:
     return output.with_name(f"{output.stem}_step{step:0{len(str(steps))}d}{output.suffix}")
 
 
-def written(job: Job, args: argparse.Namespace) -> list[Path]:
+def written(job: PlannedOutput, args: argparse.Namespace) -> list[Path]:
     """Every file a job writes: its output and, with ``--save-every``, the Gatys snapshots."""
     every = args.save_every or 0
     steps = range(every, args.gatys.steps + 1, every) if every else ()
     return [job.output, *(snapshot_path(job.output, step, args.gatys.steps) for step in steps)]
 
 
-def output_errors(jobs: list[Job], args: argparse.Namespace) -> list[str]:
+def output_errors(jobs: list[PlannedOutput], args: argparse.Namespace) -> list[str]:
     """Outputs that cannot be written, found before any model is loaded: a format that cannot
     hold the content (an image as .mp4, a video as .png, a .gif), a folder where a file would go,
     or a folder that cannot be made or written."""
@@ -256,7 +256,7 @@ def output_errors(jobs: list[Job], args: argparse.Namespace) -> list[str]:
     return errors
 
 
-def check_job(job: Job, args: argparse.Namespace, inputs: set[Path]) -> None:
+def check_job(job: PlannedOutput, args: argparse.Namespace, inputs: set[Path]) -> None:
     """:class:`ImageError` for what would otherwise fail only once the job is rendered: a file it
     writes that is one of the inputs, an image larger than its output format holds, a mask not
     shaped like the content (named by its file). Reads image headers only."""
@@ -302,12 +302,12 @@ class AdaINRenderer:
         self.codes = StyleCodes(capacity=max(1, styles))  # each style encoded once per run
         self.quiet, self.batch_size, self.smoothing = args.quiet, args.batch_size, args.smoothing
 
-    def __call__(self, request: Request, job: Job) -> LoadedImage:
+    def __call__(self, request: Request, job: PlannedOutput) -> LoadedImage:
         from adain.jobs.image import stylize
 
         return stylize(self.model, request, self.codes)
 
-    def video(self, request: Request, job: Job) -> str:
+    def video(self, request: Request, job: PlannedOutput) -> str:
         """Stylize a clip into ``job.output`` with a progress bar (frames, frames/s, ETA); a summary line."""
         from adain.jobs.video import stylize_video
 
@@ -340,7 +340,7 @@ class GatysRenderer:
             self.encoder = VGG19Encoder.load(args.vgg).to(device)
         self._styles: dict[str, Tensor | ImageError] = {}
 
-    def __call__(self, request: Request, job: Job) -> LoadedImage:
+    def __call__(self, request: Request, job: PlannedOutput) -> LoadedImage:
         from adain.jobs.image import load
         from adain.media.image_io import LoadedImage, save_image
         from gatys import stylize
@@ -361,12 +361,12 @@ class GatysRenderer:
         )  # fmt: skip
         return LoadedImage(result.image, content.alpha)
 
-    def video(self, request: Request, job: Job) -> str:
+    def video(self, request: Request, job: PlannedOutput) -> str:
         """Clips are AdaIN's: an optimisation per frame would take hours and flicker."""
         raise ImageError(job.content, "--method gatys stylizes images, not videos")
 
 
-def run(jobs: list[tuple[Job, Request]], render: Callable, args: argparse.Namespace, inputs: set[Path]) -> int:
+def run(jobs: list[tuple[PlannedOutput, Request]], render: Callable, args: argparse.Namespace, inputs: set[Path]) -> int:
     """Render and save every job; report each distinct failure on one line; return the failure count."""
     from adain.media.image_io import save_image
 
