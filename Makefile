@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: install demo test clean browser
+.PHONY: install demo test test-fast clean browser
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ demo: $(STAMP)
 
 test: $(STAMP) browser
 	$(PY) -m pytest
+
+# The quick loop while working: everything but the slow, browser and GPU tests (CI runs `make test`).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not browser and not gpu"
 
 # Debian's chromium for the web app's end-to-end test (tests/test_app_browser.py). Installed with
 # apt-get when run as root (developers' machines, CI); elsewhere the browser test skips, except

@@ -96,3 +96,12 @@ def run_main(module, monkeypatch, capsys, *argv: str) -> tuple[int, str]:
     except SystemExit as done:
         code = done.code
     return code, capsys.readouterr().err
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` run where CUDA is, and are skipped, saying so, elsewhere."""
+    if torch.cuda.is_available():
+        return
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(pytest.mark.skip(reason="needs a GPU"))

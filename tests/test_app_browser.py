@@ -21,6 +21,8 @@ import pytest
 from clips import make_clip, read_frames
 from PIL import Image
 
+pytestmark = pytest.mark.browser
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [

@@ -37,6 +37,7 @@ def folders(tmp_path_factory):
     return root / "content", root / "style"
 
 
+@pytest.mark.slow
 def test_end_to_end_report_has_every_column(folders, decoder_file, tmp_path):
     out = tmp_path / "report"
     args = ["--content", str(folders[0]), "--style", str(folders[1]), "--decoder", str(decoder_file),

@@ -106,6 +106,7 @@ def test_reduced_precision_stays_close_to_fp32(encoder):
         assert (reduced - exact).norm() < 0.03 * (exact - exact.mean()).norm()
 
 
+@pytest.mark.slow
 def test_compiled_encoder_and_decoder_are_one_graph_each_and_compute_the_same(encoder, monkeypatch):
     """``fullgraph=True`` fails on any graph break. The graphs go through AOTAutograd (what inductor
     compiles) but run eagerly: inductor's own code generation takes ~80 s here; it was checked by

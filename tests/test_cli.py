@@ -228,6 +228,7 @@ def test_bad_decoder_is_one_line(tmp_path, images, capsys, decoder):
     assert code == 1 and err.count("\n") == 0 and err.startswith("error: ") and decoder in err
 
 
+@pytest.mark.slow
 def test_real_process_has_no_traceback(tmp_path, images, decoder_file):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)

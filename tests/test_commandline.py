@@ -54,6 +54,7 @@ def test_run_main_turns_ctrl_c_into_one_word_and_130(capsys):
         ("adain.app", []),  # python -m adain.app
     ],
 )
+@pytest.mark.slow
 def test_every_entry_point_uses_it(script, args):
     """A Ctrl-C (KeyboardInterrupt) while each script parses its arguments: one word on stderr, status 130, no traceback."""
     code = (

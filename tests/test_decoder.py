@@ -43,7 +43,7 @@ def test_output_has_exactly_the_content_size(encoder, hw):
     assert out.min() >= 0 and out.max() <= 1
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.gpu
 def test_a_style_code_made_on_another_device_is_used_where_the_model_is(encoder):
     torch.manual_seed(0)
     st = StyleTransfer(copy.deepcopy(encoder), Decoder())  # moved below: not the shared encoder

@@ -152,6 +152,7 @@ def test_no_bundled_decoder_is_one_line(folders, tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_empty_folder_is_one_line(folders, tmp_path):
     (tmp_path / "empty").mkdir()
     args = ["--content", str(tmp_path / "empty"), "--style", str(folders[1]), "--out", str(tmp_path / "out")]

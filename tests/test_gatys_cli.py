@@ -39,6 +39,7 @@ def test_init_adain_with_no_steps_is_the_fast_output(tmp_path, decoder_file):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "fast.png")), np.asarray(Image.open(tmp_path / "g.png")))
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_exit_1_and_no_file(tmp_path):
     good, style = make_image(tmp_path / "good.png", (40, 32)), make_image(tmp_path / "s.png", seed=1)
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")

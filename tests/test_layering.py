@@ -71,6 +71,7 @@ def test_gatys_uses_only_the_shared_foundations():
     assert {module: bad for module, bad in used.items() if bad} == {}
 
 
+@pytest.mark.slow
 def test_old_module_paths_import_the_moved_modules_with_a_warning():
     """``import adain.transfer`` (where StyleTransfer lived) still works for one release, warning."""
     code = (

@@ -99,7 +99,7 @@ def test_the_gatys_loop_reads_nothing_back_from_the_device(encoder, monkeypatch)
     assert [h["seconds"] for h in result.history] == sorted(h["seconds"] for h in result.history)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.gpu
 def test_the_gatys_loop_never_synchronises_a_gpu(encoder, monkeypatch):
     """PyTorch's sync debug mode raises on any synchronising call from the first step to the clock's read-out."""
     gpu_encoder = copy.deepcopy(encoder).to("cuda")

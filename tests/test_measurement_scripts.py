@@ -88,6 +88,7 @@ def test_video_benchmark_refuses_impossible_numbers(argv, monkeypatch, capsys):
     assert code == 2 and one_error_line(err.splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_failed_measured_run_is_one_line():
     """It carried the child's last 2000 characters of stderr and the probe's numbers."""
     memory = script("memory_benchmark")
@@ -97,6 +98,7 @@ def test_a_failed_measured_run_is_one_line():
     assert line.startswith("infer.py failed (exit 1): ") and line.endswith("random: no such decoder file")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_resolution_benchmark_on_missing_cuda_is_one_line(tmp_path):
     proc = subprocess.run(

@@ -74,6 +74,7 @@ def test_a_never_active_filter_keeps_scale_one():
     assert scales_from_means(means)["relu1_1"].tolist() == [1.0, 2.5, 0.5]
 
 
+@pytest.mark.slow
 def test_unseen_photos_have_mean_activations_near_one(encoder):
     """Gatys et al.'s definition, checked on photos the scales were not measured on."""
     means = filter_means(encoder, photos(256), LAYERS)  # raw: 7 to 400 (per-layer medians)
@@ -82,6 +83,7 @@ def test_unseen_photos_have_mean_activations_near_one(encoder):
         assert 0.8 < means[layer].mean().item() < 1.5, layer  # measured: 0.97 to 1.44
 
 
+@pytest.mark.slow
 def test_the_style_layers_are_balanced_only_when_normalised(raw, encoder):
     """AdaIN's style loss per layer, content photos against paintings: the raw network's relu4_1 term
     dwarfs its relu1_1 term; normalised, every layer weighs within a small factor of the others."""

@@ -32,6 +32,7 @@ def difference(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
     return (a - b).abs().max().item(), (a - b).abs().mean().item()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tile", [64, 96, 136, 296])
 def test_tiles_of_any_size_give_the_untiled_image(st, photo, styles, tile):
     untiled = st(photo, styles[:1])
@@ -40,6 +41,7 @@ def test_tiles_of_any_size_give_the_untiled_image(st, photo, styles, tile):
     assert untiled.std() > 0.005  # the image has structure that seams would disturb
 
 
+@pytest.mark.slow
 def test_mask_weights_and_alpha_work_tiled(st, photo, styles):
     mask = (torch.arange(photo.shape[-1]) < photo.shape[-1] // 3).float().expand(1, 1, *photo.shape[-2:])
     for options in ({"mask": mask, "alpha": 0.7}, {"weights": [0.3, 0.7]}):
@@ -47,6 +49,7 @@ def test_mask_weights_and_alpha_work_tiled(st, photo, styles):
         assert largest < 1e-5, options
 
 
+@pytest.mark.slow
 def test_the_margin_is_what_makes_the_tiles_exact(st, photo, styles, monkeypatch):
     monkeypatch.setattr(tiling, "TILE_HALO", 32)  # half the measured field
     largest, _ = difference(st(photo, styles[:1], tile=64), st(photo, styles[:1]))
@@ -58,6 +61,7 @@ def test_a_tile_that_is_no_multiple_of_8_is_refused(st, photo, styles):
         st(photo, styles[:1], tile=100)
 
 
+@pytest.mark.slow
 def test_requests_tile_above_max_tile_with_colour_preservation_too(st):
     content = ImageSource.file(ROOT / "examples/content/chelsea.jpg")
     style = (ImageSource.file(ROOT / "examples/style/munch_the_scream.jpg"),)

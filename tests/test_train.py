@@ -88,6 +88,7 @@ def smoke_run(tmp_path_factory, shard_args) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_smoke_fit_writes_a_small_resumable_checkpoint_and_a_decoder(smoke_run, encoder):
     checkpoint = read_checkpoint(smoke_run / "checkpoints" / "last.ckpt")
     assert checkpoint["global_step"] == 4
@@ -124,6 +125,7 @@ def test_smoke_fit_writes_a_small_resumable_checkpoint_and_a_decoder(smoke_run, 
     assert [int(row["step"]) for row in rows if row.get("train/pairs_per_sec")] == [1, 2, 3]  # from the 2nd logged step on
 
 
+@pytest.mark.slow
 def test_infer_and_export_use_the_checkpoint(smoke_run, tmp_path, encoder):
     ckpt = smoke_run / "checkpoints" / "last.ckpt"
     out = tmp_path / "out.png"
@@ -185,6 +187,7 @@ def wait_for(path_glob: Path, proc: subprocess.Popen, timeout: float = 90) -> No
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_last_ckpt_before_exiting(shard_args, tmp_path):
     proc = start_train(
         [*SMOKE, *shard_args, "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "CSVLogger",
@@ -204,6 +207,7 @@ def test_sigterm_saves_last_ckpt_before_exiting(shard_args, tmp_path):
     assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["last.ckpt"]  # what the README promises, no more
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", ["0", "2"])
 def test_sigterm_stops_a_run_whose_data_loader_is_stuck(shard_args, tmp_path, workers):
     started = tmp_path / "loader-started"
@@ -241,6 +245,7 @@ def test_an_empty_shard_ends_the_run_with_one_line_per_shard_and_an_error(shard_
     )
 
 
+@pytest.mark.slow
 def test_after_sigkill_the_run_resumes_from_last_ckpt_at_its_step(shard_args, tmp_path, quick_vgg):
     settings = [*SMOKE, *shard_args, "--trainer.default_root_dir", str(tmp_path), "--trainer.logger", "CSVLogger",
                 "--trainer.logger.save_dir", str(tmp_path), "--checkpoint.every_n_train_steps", "1"]  # fmt: skip
@@ -259,6 +264,7 @@ def test_after_sigkill_the_run_resumes_from_last_ckpt_at_its_step(shard_args, tm
     assert {int(row.split(",")[column]) for row in rows[1:]} == {saved, saved + 1}
 
 
+@pytest.mark.slow
 def test_two_process_ddp_on_cpu_finishes(shard_args, tmp_path):
     proc = run_train(
         [*SMOKE, *shard_args, "--trainer.default_root_dir", str(tmp_path), "--trainer.devices", "2",
@@ -318,6 +324,7 @@ def test_impossible_data_and_trainer_settings_are_usage_errors(flag, message, sh
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recorded", [True, False], ids=["pairs-recorded", "older-checkpoint"])
 def test_resuming_a_checkpoint_file_takes_the_command_line_and_counts_pairs_on(smoke_run, shard_args, tmp_path, recorded, quick_vgg):
     """4 steps of batch 2 (8 pairs), then 2 of batch 4: 16 pairs, not 6 steps × 4; a checkpoint made
@@ -337,6 +344,7 @@ def test_resuming_a_checkpoint_file_takes_the_command_line_and_counts_pairs_on(s
     assert sorted(g.name for g in grids) == ["step_0000004.png", "step_0000005.png"]  # every step, as asked
 
 
+@pytest.mark.slow
 def test_a_checkpoint_file_from_another_encoder_is_refused_as_last_is(smoke_run, shard_args, tmp_path, capsys, encoder):
     """``--ckpt_path FILE`` keeps the command line's ``--model.vgg`` (Lightning's own would take the checkpoint's)."""
     (tmp_path / "checkpoints").mkdir()
@@ -377,6 +385,7 @@ def fit(model: AdaINTraining, batches: list, steps: int, root: Path, **trainer_a
     trainer.fit(model, DataLoader(batches, batch_size=None))
 
 
+@pytest.mark.slow
 def test_overfitting_one_pair_lowers_the_loss(quick_vgg, tmp_path):
     content, style = pair()
     batch = (content[None], style[None])

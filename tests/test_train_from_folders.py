@@ -11,9 +11,13 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from test_shards import make_shards, write_images
 
 from adain.training.validation_split import VALIDATION_FRACTION, held_out, validation_names
+
+pytestmark = pytest.mark.slow  # each test runs the whole recipe or train.py
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}

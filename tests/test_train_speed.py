@@ -29,6 +29,7 @@ def test_setups_are_parsed_and_bad_ones_named():
         train_speed.parse_setup("b0")
 
 
+@pytest.mark.slow
 def test_each_setup_is_timed_and_reported(tmp_path: Path, capsys):
     content = shard_set(write_images(tmp_path / "c", 3, (48, 40), seed=1)[0].parent, tmp_path / "s" / "content")
     style = shard_set(write_images(tmp_path / "t", 3, (40, 48), seed=2)[0].parent, tmp_path / "s" / "style")

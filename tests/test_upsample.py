@@ -42,6 +42,7 @@ def test_a_flat_result_stays_flat_and_the_output_is_in_range():
     assert wild.shape == (2, 3, 64, 80) and wild.min() >= 0 and wild.max() <= 1
 
 
+@pytest.mark.slow
 def test_look_size_is_the_small_result_upsampled_guided_by_the_content(st):
     photo = load_image(ROOT / "examples/content/chelsea.jpg", 200).rgb  # 301×200
     style = load_image(ROOT / "examples/style/munch_the_scream.jpg", 128).rgb
@@ -58,6 +59,7 @@ def test_look_size_is_the_small_result_upsampled_guided_by_the_content(st):
         st.stylize(photo, style, look_size=-8)
 
 
+@pytest.mark.slow
 def test_the_style_scale_figure_shows_the_same_square_of_each_result(encoder, tmp_path, capsys):
     varied = grey_decoder()  # mid-grey, its variation (±0.05) made visible, so that misplaced squares differ
     [m for m in varied.modules() if isinstance(m, torch.nn.Conv2d)][-1].weight.data.mul_(30)

@@ -127,6 +127,7 @@ def test_a_matroska_clip_whose_audio_outlasts_its_video_is_whole(tmp_path, suffi
     assert read_all(clip if tagged else untagged(clip)) == 12
 
 
+@pytest.mark.slow
 def test_the_example_clip_keeps_its_rate_count_and_six_channel_audio(st, tmp_path):
     """The bundled real clip (H.264 with B-frames, 6-channel AAC, 25 fps) goes through whole."""
     clip = ROOT / "examples/video/big_buck_bunny.mp4"
@@ -186,6 +187,7 @@ def test_frames_are_the_image_path_applied_to_each_frame(st, tmp_path, clip):
     assert (got - expected).abs().mean() < 2 / 255
 
 
+@pytest.mark.slow
 def test_every_image_option_works_on_video(st, tmp_path, clip):
     mask = tmp_path / "mask.png"
     from PIL import Image
@@ -220,6 +222,7 @@ def flicker(frames: np.ndarray, source: np.ndarray) -> float:
     return np.abs(np.diff(out, axis=0)).mean() / np.abs(np.diff(inp, axis=0)).mean()
 
 
+@pytest.mark.slow
 def test_smoothing_lowers_flicker_on_moving_content(st, tmp_path):
     clip = make_clip(tmp_path / "moving.mp4", frames=24, size=(96, 64))
     source = read_frames(clip)
@@ -230,6 +233,7 @@ def test_smoothing_lowers_flicker_on_moving_content(st, tmp_path):
     assert measured[0.8] < 0.7 * measured[0.0], measured
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_size, held", [(4, 4), (None, 1)])  # None: the CPU's default, one frame
 def test_frames_stream_through_in_batches(st, tmp_path, monkeypatch, batch_size, held):
     """The reader is never more than a batch (plus the encoder's delay) ahead of the writer."""
@@ -303,6 +307,7 @@ def make_gif(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_every_bad_clip_is_one_line_naming_it(st, tmp_path):
     for name, (path, message) in bad_clips(tmp_path).items():
         with pytest.raises(VideoError) as info:
@@ -338,6 +343,7 @@ def test_a_mask_not_shaped_like_the_frames_is_one_line_naming_it_before_any_fram
     assert not (tmp_path / "out.mp4").exists()
 
 
+@pytest.mark.slow
 def test_the_cli_reports_each_bad_clip_and_still_does_the_good_ones(tmp_path, decoder_file, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     clips = bad_clips(tmp_path / "in")

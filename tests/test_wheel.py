@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+pytestmark = pytest.mark.slow  # builds and installs a wheel
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGED = ("pyproject.toml", "README.md", "adain", "gatys", "compare", "nst", "examples", "checkpoints")  # the wheel's sources
 
