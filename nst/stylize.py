@@ -44,6 +44,7 @@ from gatys.config import INITS, OPTIMIZERS, load_config
 from gatys.config import PRECISIONS as GATYS_PRECISIONS
 
 if TYPE_CHECKING:  # the modules that import torch are imported once the arguments are checked
+    import torch
     from torch import Tensor
 
     from adain.media.image_io import LoadedImage
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "then upsample guided by the content (default 0: off)")  # fmt: skip
     add_model_options(p, "decoder file (.safetensors, train.py .ckpt, pytorch-AdaIN decoder.pth; default: the bundled one)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--verbose", action="store_true", help="also say which device and precision run the network, and why")
     v = p.add_argument_group("video (a --content with a video extension: " + ", ".join(VIDEO_EXTENSIONS) + ")")
     v.add_argument("--smoothing", type=finite_float, default=VIDEO_SMOOTHING, metavar="S",
                    help=f"against flicker: keep this much of the last output where the input is still (default {VIDEO_SMOOTHING:g}; 0: off)")  # fmt: skip
@@ -131,7 +133,7 @@ def check_method_flags(args: argparse.Namespace, parser: argparse.ArgumentParser
     adain_only = {
         "--alpha": args.alpha != 1.0,
         "--mask": args.mask is not None,
-        f"--precision {args.precision}": args.precision not in GATYS_PRECISIONS,
+        f"--precision {args.precision}": args.precision not in ("auto", *GATYS_PRECISIONS),
         "--compile": args.compile is not None,
         "--max-tile": args.max_tile != DEFAULT_MAX_TILE,
         "--look-size": args.look_size != 0,
@@ -291,6 +293,15 @@ def remembered(cache: dict[str, T | ImageError], key: str, make: Callable[[], T]
     return cache[key]
 
 
+def say_precision(args: argparse.Namespace, device: torch.device, precision: str) -> None:
+    """With ``--verbose``, one line: the device and precision the network runs in, and why."""
+    from adain.core.device import auto_precision
+
+    if args.verbose:
+        why = auto_precision(device)[1] if args.precision == "auto" else f"--precision {args.precision}"
+        print(f"{args.method} on {device.type} in {precision} ({why})", file=sys.stderr)
+
+
 class AdaINRenderer:
     """Renders requests with the fast AdaIN model, through the path the app uses too."""
 
@@ -299,6 +310,7 @@ class AdaINRenderer:
         from adain.model.style_transfer import StyleTransfer
 
         self.model = StyleTransfer.load(**model_options(args))
+        say_precision(args, self.model.device, self.model.precision)
         self.codes = StyleCodes(capacity=max(1, styles))  # each style encoded once per run
         self.quiet, self.batch_size, self.smoothing = args.quiet, args.batch_size, args.smoothing
 
@@ -327,12 +339,14 @@ class GatysRenderer:
     """Renders requests with the Gatys optimisation, reading each style image once."""
 
     def __init__(self, args: argparse.Namespace, styles: int):
-        from adain.core.device import resolve_device
+        from adain.core.device import resolve_device, resolve_precision
         from adain.model.style_transfer import StyleTransfer
         from adain.vgg.encoder import VGG19Encoder
 
         self.args = args
         device = resolve_device(args.device)
+        self.precision = resolve_precision(args.precision, device)
+        say_precision(args, device, self.precision)
         self.adain_model = StyleTransfer.load(args.decoder, args.vgg, device) if args.gatys.init == "adain" else None
         if self.adain_model is not None:
             self.encoder = self.adain_model.encoder
@@ -357,7 +371,7 @@ class GatysRenderer:
         result = stylize(
             content.rgb, styles, a.gatys, style_weights=request.style_weights, preserve_color=request.preserve_color,
             seed=a.seed, encoder=self.encoder, adain_model=self.adain_model, save_every=a.save_every,
-            callback=save_snapshot, progress=not a.quiet, precision=a.precision,
+            callback=save_snapshot, progress=not a.quiet, precision=self.precision,
         )  # fmt: skip
         return LoadedImage(result.image, content.alpha)
 

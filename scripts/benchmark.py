@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from adain.core.commandline import run_main
-from adain.core.device import check_precision, resolve_device
+from adain.core.device import resolve_device, resolve_precision
 from adain.core.errors import one_line
 from adain.core.options import add_model_options
 from adain.model import style_transfer as transfer
@@ -84,7 +84,7 @@ def prepare(args: argparse.Namespace, argv: list[str]) -> tuple[Setup, VGG19Enco
             f"no decoder is bundled ({decoder_path} is missing); pass --decoder FILE, or --decoder {RANDOM} to measure speed only"
         )
     device = resolve_device(args.device)
-    check_precision(args.precision, device)
+    args.precision = resolve_precision(args.precision, device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     if device.type == "cuda":

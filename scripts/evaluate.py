@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from adain.core.commandline import run_main
-from adain.core.device import check_precision, resolve_device
+from adain.core.device import resolve_device, resolve_precision
 from adain.core.errors import one_line
 from adain.core.options import add_model_options, model_options
 from adain.model import style_transfer as transfer
@@ -88,7 +88,7 @@ def prepare(
     contents, bad_contents = readable(image_files(args.content), "content")
     styles, bad_styles = readable(image_files(args.style), "style")
     device = resolve_device(args.device)
-    check_precision(args.precision, device)
+    args.precision = resolve_precision(args.precision, device)
     model, decoder, note = None, None, None
     if any(m.needs_model for m in args.methods):
         if is_random(args.decoder):

@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         app = create_app(Stylist(model, limits))
         if not _is_loopback(args.host):
             print(f"note: listening on {args.host}: anyone who can reach this machine can use the app", file=sys.stderr)
-        print(f"AdaIN app on http://{args.host}:{args.port}/ (API docs at /docs), on {model.device.type}", file=sys.stderr)
+        print(f"AdaIN app on http://{args.host}:{args.port}/ (API docs at /docs), on {model.device.type} in {model.precision}", file=sys.stderr)
         uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])
     return 0
 

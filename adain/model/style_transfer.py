@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from adain.core.allocator import keep_freed_memory
 from adain.core.checks import check_alpha, check_max_tile, check_preserve_color, check_sizes, check_styles
-from adain.core.device import DTYPES, check_precision, resolve_device
+from adain.core.device import DTYPES, resolve_device, resolve_precision
 from adain.core.options import COMPILE_MODES, DEFAULT_VGG
 from adain.core.shipped import shipped
 from adain.media import color
@@ -93,10 +93,11 @@ class StyleTransfer(nn.Module):
         decoder: str | os.PathLike | None = None,
         vgg: str | os.PathLike = DEFAULT_VGG,
         device: str | torch.device = "auto",
-        precision: str = "fp32",
+        precision: str = "auto",
         compile: str | None = None,
     ) -> "StyleTransfer":
-        """Build from a decoder file (``None``: the bundled one) and a VGG19 weight source.
+        """Build from a decoder file (``None``: the bundled one) and a VGG19 weight source, in
+        ``precision`` (``auto``: :func:`~adain.core.device.auto_precision` for the device).
 
         On the CPU this also makes the process keep freed memory for reuse
         (:func:`adain.core.allocator.keep_freed_memory`), which speeds up every large tensor.
@@ -108,7 +109,7 @@ class StyleTransfer(nn.Module):
                 "pass --decoder FILE (train one with train.py, or use pytorch-AdaIN's decoder.pth with --vgg vgg_normalised.pth)"
             )
         target = resolve_device(device)
-        check_precision(precision, target)
+        precision = resolve_precision(precision, target)
         if target.type == "cpu":
             keep_freed_memory()
         encoder = VGG19Encoder.load(vgg)
