@@ -57,7 +57,7 @@ def main() -> int:
     requires = distribution(PACKAGE).requires or []
     core = closure(r for r in requires if "extra ==" not in r)
     print(f"| install | adds | MB |\n|---|---|---|\n| `pip install {PACKAGE}` | {len(core)} distributions | {sum(map(size_mb, core)):,.0f} |")
-    for extra in ("train", "app"):
+    for extra in ("train", "app", "export"):
         added = closure((r for r in requires if f'extra == "{extra}"' in r), frozenset({extra})) - core
         print(f"| `[{extra}]` | {', '.join(sorted(added))} | {sum(map(size_mb, added)):,.0f} |")
     return 0

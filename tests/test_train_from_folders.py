@@ -12,7 +12,6 @@ import tarfile
 from pathlib import Path
 
 import pytest
-
 from test_shards import make_shards, write_images
 
 from adain.training.validation_split import VALIDATION_FRACTION, held_out, validation_names

@@ -1,6 +1,6 @@
 """The optional parts of the package and the extra that installs each. Stylizing (the command
 line and the Python API) needs only the core install; training and the web app need their own
-stacks, and a command whose extra is missing says so in one line instead of an import traceback."""
+stacks, and so does the ONNX export; a command whose extra is missing says so in one line instead of an import traceback."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from importlib.util import find_spec
 EXTRAS = {  # extra → the modules its commands cannot run without
     "train": ("lightning", "jsonargparse", "webdataset"),
     "app": ("fastapi", "uvicorn", "python_multipart", "fastapi_offline"),
+    "export": ("onnx", "onnxscript"),
 }
 
 
