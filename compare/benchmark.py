@@ -10,11 +10,15 @@ output must agree with the optimised path.
 from __future__ import annotations
 
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from importlib.util import find_spec
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm import tqdm
@@ -211,6 +215,39 @@ def measure_adain(
     return rows, [st(c, [code]) for c, code in zip(contents, codes)]
 
 
+ONNX_LABEL = "ONNX Runtime (fp32, CPU; adain-export graphs)"
+
+
+def measure_onnxruntime(
+    st: StyleTransfer, contents: Sequence[Tensor], styles: Sequence[Tensor], repeat: int
+) -> tuple[SpeedRow, list[Tensor]]:
+    """ONNX Runtime on the graphs ``adain-export --onnx`` writes for ``st``, on the CPU with torch's
+    thread count, batch 1 (style cached and included), and its outputs."""
+    import onnxruntime as ort  # the [export] extra: run() leaves this row out without it
+
+    from adain.model.onnx_export import export_onnx
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory() as folder:  # a session keeps the graph it read
+        styler, stylizer = (ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+                            for path in export_onnx(st, folder))  # fmt: skip
+    alpha = np.array(1.0, dtype=np.float32)
+
+    def encode(style: Tensor) -> list[np.ndarray]:
+        return styler.run(None, {"style": style.cpu().numpy()})
+
+    def stylize_one(content: Tensor, code: list[np.ndarray]) -> np.ndarray:
+        return stylizer.run(None, {"content": content.cpu().numpy(), "mean": code[0], "std": code[1], "alpha": alpha})[0]
+
+    cpu, n = torch.device("cpu"), len(contents)
+    codes = [encode(s) for s in styles]
+    cached, _ = time_call(lambda: [stylize_one(c, k) for c, k in zip(contents, codes)], cpu, repeat)
+    with_style, _ = time_call(lambda: [stylize_one(c, encode(s)) for c, s in zip(contents, styles)], cpu, repeat)
+    outputs = [torch.from_numpy(stylize_one(c, k)).to(contents[0].device) for c, k in zip(contents, codes)]
+    return SpeedRow(ONNX_LABEL, contents[0].shape[-1], 1, cached / n, with_style / n, None), outputs
+
+
 def measure_gatys(
     encoder: VGG19Encoder,
     contents: Sequence[Tensor],
@@ -276,11 +313,14 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
     our AdaIN, Gatys, and the quality of each method's outputs (with the identity baseline), on
     the fixed :func:`metrics.evaluation_encoder` whatever ``encoder`` the model uses."""
     device = setup.device
+    if "onnxruntime" in setup.methods and (device.type != "cpu" or find_spec("onnxruntime") is None):
+        print("onnxruntime left out: it is measured on the CPU, with the [export] extra installed", file=sys.stderr)
+        setup.methods = [m for m in setup.methods if m != "onnxruntime"]
     plain = PlainAdaIN(encoder, decoder).to(device)
     st = StyleTransfer(encoder, decoder, setup.precision, setup.compile).to(device)
     results = {size: SizeResult(*_load_pairs(setup.pairs, size, device)) for size in setup.sizes}
     evaluator = metrics.evaluation_encoder().to(device)
-    stages = [("plain", size) for size in setup.sizes if "adain" in setup.methods]
+    stages = [("plain", size) for size in setup.sizes if {"adain", "onnxruntime"} & set(setup.methods)]
     stages += [(method, size) for size in setup.sizes for method in setup.methods] + [("quality", s) for s in setup.sizes]
     bar = tqdm(stages, desc="benchmark", unit="stage", disable=not setup.progress)
     for stage, size in bar:
@@ -302,6 +342,11 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
             result.speed += rows
             # The outputs judged and shown are what a user gets for each pair's request.
             result.outputs["adain"] = [stylize(st, request).rgb.to(device) for request in _requests(setup.pairs, size)]
+        elif stage == "onnxruntime":
+            row, result.outputs["onnxruntime"] = measure_onnxruntime(st, contents, styles, setup.repeat)
+            row.speedup = result.speed[0].cached_s / row.cached_s
+            row.max_abs_diff = max((o - p).abs().max().item() for o, p in zip(result.outputs["onnxruntime"], result.outputs["plain"]))
+            result.speed.append(row)
         elif stage == "gatys":
             row, result.outputs["gatys"] = measure_gatys(
                 encoder, contents, styles, setup.gatys_steps, setup.progress, gatys_precision(setup.precision)
@@ -312,6 +357,7 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
                 "identity": IDENTITY_LABEL,
                 "adain": adain_label(setup.precision, setup.compile),
                 "gatys": gatys_label_for(setup.gatys_steps, gatys_precision(setup.precision)),
+                "onnxruntime": ONNX_LABEL,
             }
             for method, outputs in [("identity", contents)] + [(m, result.outputs[m]) for m in setup.methods]:
                 result.quality.append(measure_quality(evaluator, labels[method], outputs, contents, styles))

@@ -42,14 +42,14 @@ from compare.inputs import (
     say_left_out,
 )
 
-METHODS = ("adain", "gatys")
+METHODS = ("adain", "gatys", "onnxruntime")  # onnxruntime: the adain-export graphs, with the [export] extra
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--content", required=True, type=Path, metavar="DIR|IMG", help="content images (a folder or one file)")
     p.add_argument("--style", required=True, type=Path, metavar="DIR|IMG", help="style images (a folder or one file)")
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="default: adain gatys")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="default: adain gatys onnxruntime")
     p.add_argument("--sizes", nargs="+", type=int, default=[256, 512], help="square sides in px, multiples of 8 (default 256 512)")
     p.add_argument("--gatys-steps", type=int, default=500, help="L-BFGS steps per Gatys image (default 500)")
     p.add_argument("--repeat", type=int, default=3, help="timed AdaIN runs per measurement, after one warm-up (default 3)")

@@ -15,7 +15,7 @@ from adain.jobs.image import stylize
 from adain.model.decoder import Decoder
 from adain.model.style_transfer import StyleTransfer
 from compare import metrics
-from compare.benchmark import _load_pairs, _requests
+from compare.benchmark import ONNX_LABEL, _load_pairs, _requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -42,7 +42,7 @@ def test_end_to_end_report_has_every_column(folders, decoder_file, tmp_path):
     out = tmp_path / "report"
     args = ["--content", str(folders[0]), "--style", str(folders[1]), "--decoder", str(decoder_file),
             "--sizes", "32", "--gatys-steps", "1", "--repeat", "1", "--pairs", "2", "--batch", "2",
-            "--device", "cpu", "--quiet", "--out", str(out)]  # fmt: skip
+            "--methods", "adain", "gatys", "onnxruntime", "--device", "cpu", "--precision", "fp32", "--quiet", "--out", str(out)]  # fmt: skip
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "benchmark.py"), *args], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0, done.stderr
 
@@ -55,14 +55,16 @@ def test_end_to_end_report_has_every_column(folders, decoder_file, tmp_path):
 
     report = json.loads((out / "benchmark.json").read_text())
     assert report["meta"]["device"] == "cpu" and report["meta"]["threads"] >= 1 and report["meta"]["pairs"] == 2
-    plain, ours, batched, gatys = report["speed"]
+    plain, ours, batched, gatys, onnx = report["speed"]
     for row in (plain, ours, batched):
         assert row["cached_s"] > 0 and row["with_style_s"] > 0 and row["peak_mib"] > 0 and row["speedup"] > 0
     assert batched["batch"] == 2
     assert ours["max_abs_diff"] < 1e-4  # the optimised path computes the same function as the reference
     assert gatys["cached_s"] is None and gatys["with_style_s"] > 0
+    assert onnx["method"] == ONNX_LABEL and onnx["cached_s"] > 0 and onnx["speedup"] > 0
+    assert onnx["max_abs_diff"] < 1e-4  # ONNX Runtime on the exported graphs: the same function again
     quality = {row["method"]: row for row in report["quality"]}
-    assert set(quality) == {"identity (output = content)", "AdaIN (fp32)", "Gatys (1 L-BFGS step)"}
+    assert set(quality) == {"identity (output = content)", "AdaIN (fp32)", "Gatys (1 L-BFGS step)", ONNX_LABEL}
     assert quality["identity (output = content)"]["content_loss"] == 0
     assert all(v > 0 for row in quality.values() for k, v in row.items() if k.endswith("style_loss"))
 
@@ -81,7 +83,7 @@ def test_missing_bundled_decoder_says_to_pass_one(folders, monkeypatch, tmp_path
 def test_random_decoder_measures_speed_and_says_so(folders, tmp_path, capsys):
     out = tmp_path / "r"
     args = ["--content", str(folders[0]), "--style", str(folders[1]), "--decoder", "random", "--methods", "adain",
-            "--sizes", "16", "--repeat", "1", "--pairs", "1", "--batch", "1", "--device", "cpu", "--quiet", "--out", str(out)]  # fmt: skip
+            "--precision", "fp32", "--sizes", "16", "--repeat", "1", "--pairs", "1", "--batch", "1", "--device", "cpu", "--quiet", "--out", str(out)]  # fmt: skip
     assert benchmark.main(args) == 0
     report = json.loads((out / "benchmark.json").read_text())
     assert report["meta"]["decoder"] == "random" and "speed only" in report["meta"]["decoder_note"]
