@@ -1,4 +1,4 @@
-"""Issue 12's evaluation: several methods stylize the same content/style pairs, scored by :mod:`compare.metrics`.
+"""The decoder's evaluation: several methods stylize the same content/style pairs, scored by :mod:`compare.metrics`.
 
 A method is given as a spec (:func:`parse_methods`): ``identity`` (the content image as output),
 ``style`` (the style image as output), ``adain@A`` (the decoder at α = A, default 1),
@@ -35,7 +35,7 @@ from .report import QUALITY_COLUMNS, markdown_table, tile_grid, write_text
 
 KINDS = ("identity", "style", "adain", "gatys", "adain+gatys")
 SPEC_HELP = "identity, style, adain[@ALPHA], gatys[@STEPS] or adain+gatys[@STEPS]"
-# Issue 12's run: both baselines, the decoder at two strengths, Gatys from the content and from AdaIN.
+# The default run: both baselines, the decoder at two strengths, Gatys from the content and from AdaIN.
 DEFAULT_METHODS = ("identity", "style", "adain", "adain@0.5", "adain+gatys@50", "adain+gatys@100", "gatys@500")
 CONTENT_BAR = 0.8  # the decoder's content loss may be at most this fraction of the style image's (as output)
 STYLE_BAR = 0.2  # its AdaIN style loss at most this fraction of the identity's
@@ -240,7 +240,7 @@ def markdown(meta: Mapping[str, object], result: Evaluation) -> str:
         *markdown_table(COLUMNS, result.rows()),
         "",
         (
-            f"Issue 12's bar for the decoder: content loss ≤ {CONTENT_BAR:g}× the style image's as output "
+            f"The bar for the shipped decoder: content loss ≤ {CONTENT_BAR:g}× the style image's as output "
             f"(first ratio ≤ {CONTENT_BAR:g}) and AdaIN style loss ≤ the identity's / {1 / STYLE_BAR:g} "
             f"(second ratio ≤ {STYLE_BAR:g})."
         ),
