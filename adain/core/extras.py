@@ -1,6 +1,7 @@
 """The optional parts of the package and the extra that installs each. Stylizing (the command
-line and the Python API) needs only the core install; training and the web app need their own
-stacks, and so does the ONNX export; a command whose extra is missing says so in one line instead of an import traceback."""
+line and the Python API) needs only the core install; training, the web app and the ONNX export
+need their own stacks, and a command whose extra is missing says so in one line instead of an
+import traceback."""
 
 from __future__ import annotations
 
