@@ -431,14 +431,14 @@ def test_page_and_docs_are_served_from_memory_only(served):
 def test_running_out_of_accelerator_memory_is_a_503_and_the_server_goes_on(model, gallery, monkeypatch):
     stylist, app = make_app(model, gallery)
     client = TestClient(app)
-    real = stylist.model.forward
+    real = stylist.model._transfer
 
     def out_of_memory_when_large(content, *args, **kwargs):
         if content.shape[-1] * content.shape[-2] > 5000:  # as a GPU would for a request too big for it
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(content, *args, **kwargs)
 
-    monkeypatch.setattr(stylist.model, "forward", out_of_memory_when_large)
+    monkeypatch.setattr(stylist.model, "_transfer", out_of_memory_when_large)
     too_big = post(client, content_example="chelsea", style_example="munch_the_scream", content_size="200")
     assert_error(too_big, 503, "out of accelerator memory", "lower content_size")
     assert post(client, content_example="chelsea", style_example="munch_the_scream").status_code == 200

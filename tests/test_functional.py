@@ -76,9 +76,3 @@ def test_resize_mask_is_binary():
 def test_bad_weights_are_refused(weights):
     with pytest.raises(ValueError):
         normalise_weights(weights, 2)
-
-
-def test_mask_needs_two_styles():
-    content = feats(13)
-    with pytest.raises(ValueError, match="exactly two"):
-        blend_targets(content, [mean_std(content)], mask=torch.ones(1, 1, 4, 4))

@@ -69,3 +69,28 @@ def test_the_api_the_command_line_and_http_give_the_same_bytes(files, lively_dec
 
     squashed = Request(request.content, request.styles, mask=request.mask, **{**options, "crop": False})
     assert encode_image(stylize(model, squashed).rgb, "PNG") != api  # the crop reaches the mask too
+
+
+def test_a_request_is_checked_once_on_its_way(files, lively_decoder, monkeypatch):
+    """The rules are checked where a request is made, and its path to the output runs one way: the
+    model renders it without checking them again (a Python API call checks them once, at its edge)."""
+    import adain.core.checks
+    import adain.jobs.request
+    import adain.model.style_transfer
+
+    calls = []
+    real = adain.core.checks.check_stylize
+
+    def counted(*args):
+        calls.append(args)
+        return real(*args)
+
+    for module in (adain.jobs.request, adain.model.style_transfer):
+        monkeypatch.setattr(module, "check_stylize", counted)
+    model = StyleTransfer.load(lively_decoder)
+    request = Request(ImageSource.file(files["content"]), tuple(ImageSource.file(s) for s in files["styles"]),
+                      mask=ImageSource.file(files["mask"]), preserve_color="luminance", content_size=40, style_size=32)  # fmt: skip
+    stylize(model, request)
+    assert len(calls) == 1
+    model.stylize(Image.open(files["content"]), [Image.open(s) for s in files["styles"]], alpha=0.5)
+    assert len(calls) == 2

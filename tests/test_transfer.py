@@ -62,6 +62,8 @@ def test_bad_api_arguments(st):
         st.stylize(rand(3, 16, 16), rand(3, 16, 16), preserve_color="sepia")
     with pytest.raises(ValueError, match="exactly two"):
         st.stylize(rand(3, 16, 16), rand(3, 16, 16), mask=torch.ones(16, 16))
+    with pytest.raises(ValueError, match="exactly two"):  # the network's own call checks its arguments too
+        st(rand(1, 3, 16, 16), [st.encode_style(rand(3, 16, 16))], mask=torch.ones(1, 1, 16, 16))
     with pytest.raises(ValueError, match="tensors"):
         st.stylize(rand(1, 16, 16), rand(3, 16, 16))
     for bad in (float("nan"), float("inf")):  # a NaN weight used to give an all-black image

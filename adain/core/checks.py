@@ -59,6 +59,25 @@ def check_sizes(**sizes: int) -> None:
             raise ValueError(f"{name} must be 0 or at least {MIN_SIDE} px, got {size}")
 
 
+def check_stylize(
+    alpha: float,
+    style_count: int,
+    style_weights: Sequence[float] | None,
+    masked: bool,
+    preserve_color: bool | str | None,
+    max_tile: int,
+    look_size: int,
+) -> str | None:
+    """Every rule of one stylization's settings, in one call (a :class:`~adain.jobs.request.Request`'s
+    and the Python API's): ValueError for the first broken, else the colour method (see
+    :func:`check_preserve_color`)."""
+    check_alpha(alpha)
+    check_styles(style_count, style_weights, masked)
+    check_max_tile(max_tile)
+    check_sizes(look_size=look_size)
+    return check_preserve_color(preserve_color)
+
+
 def normalise_weights(weights: Sequence[float] | None, count: int) -> list[float]:
     """Blend weights scaled to sum 1; equal weights when ``None``; ValueError for a wrong count, or
     weights that are negative, not finite or all zero."""

@@ -108,8 +108,8 @@ def stylize(
     content = load(request.content, request.content_size, request.crop, max_input, limit)
     mask = mask_for(request, content.rgb.shape[-2:], request.content_size, request.crop, max_input, limit)
     styles = styles_for(model, request, codes, max_input, whole)
-    out = model.stylize(
-        content.rgb, styles, request.alpha, request.style_weights, mask, request.preserve_color or False,
-        request.max_tile, request.look_size,
-    )  # fmt: skip
+    out = model.render(
+        content.rgb, styles, request.alpha, request.style_weights, mask, request.preserve_color, request.max_tile,
+        request.look_size,
+    ).to(content.rgb.device)  # fmt: skip
     return LoadedImage(out, content.alpha)

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from adain.core.checks import DEFAULT_MAX_TILE, check_alpha, check_max_tile, check_preserve_color, check_sizes, check_styles
+from adain.core.checks import DEFAULT_MAX_TILE, check_sizes, check_stylize
 
 
 def real_path(path: str | os.PathLike) -> Path:
@@ -67,8 +67,9 @@ class Request:
     look_size: int = 0  # stylize at this shorter side, then upsample guided by the content (0: off)
 
     def __post_init__(self) -> None:
-        check_alpha(self.alpha)
-        check_styles(len(self.styles), self.style_weights, self.mask is not None)
-        check_preserve_color(self.preserve_color)
-        check_max_tile(self.max_tile)
-        check_sizes(content_size=self.content_size, style_size=self.style_size, look_size=self.look_size)
+        method = check_stylize(
+            self.alpha, len(self.styles), self.style_weights, self.mask is not None, self.preserve_color, self.max_tile,
+            self.look_size,
+        )  # fmt: skip
+        check_sizes(content_size=self.content_size, style_size=self.style_size)
+        object.__setattr__(self, "preserve_color", method)  # True → "coral": the method name from here on

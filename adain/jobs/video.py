@@ -96,8 +96,8 @@ def stylize_video(
     def flush(writer: ClipWriter) -> None:
         frames = torch.cat(batch)
         batch.clear()
-        out = model.stylize(frames, styles, request.alpha, request.style_weights, mask, request.preserve_color or False,
-                            request.max_tile, request.look_size)  # fmt: skip
+        out = model.render(frames, styles, request.alpha, request.style_weights, mask, request.preserve_color,
+                           request.max_tile, request.look_size)  # fmt: skip
         writer.write(stabilise(frames.to(out.device), out))
         if progress is not None:
             progress(writer.frames, info.frames)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from adain.core.checks import check_styles, normalise_weights
+from adain.core.checks import normalise_weights
 
 EPS = 1e-5
 
@@ -88,7 +88,8 @@ def blend_targets(
     """The decoder's input for one or several styles.
 
     - several styles: ``Σ wᵢ · AdaIN(f(c), f(sᵢ))`` with ``w`` normalised to sum 1 (equal if None);
-    - ``mask`` (N×1×h×w in [0, 1]): exactly two styles. The mask is resized to the feature
+    - ``mask`` (N×1×h×w in [0, 1]): exactly two styles (checked by the callers:
+      :func:`~adain.core.checks.check_styles`). The mask is resized to the feature
       size and thresholded at 0.5; the first style goes where it is white, the second where it
       is black, each region normalised with its own content statistics (the paper's spatial
       control, as in the original AdaIN code);
@@ -97,7 +98,6 @@ def blend_targets(
     ``content_stats`` replaces the content statistics taken from ``content``: one (mean, std),
     or with a mask those of the white and of the black region (a tile's, from the whole image).
     """
-    check_styles(len(style_stats), weights, mask is not None)
     if mask is not None:
         m = resize_mask(mask, content.shape[-2:])
         inside, outside = content_stats if content_stats is not None else (None, None)

@@ -20,7 +20,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from adain.core.allocator import keep_freed_memory
-from adain.core.checks import check_alpha, check_max_tile, check_preserve_color, check_sizes, check_styles
+from adain.core.checks import check_stylize
 from adain.core.device import DTYPES, resolve_device, resolve_precision
 from adain.core.options import COMPILE_MODES, DEFAULT_VGG
 from adain.core.shipped import shipped
@@ -178,14 +178,20 @@ class StyleTransfer(nn.Module):
         image, so memory follows the tile, not the image, and the result equals the untiled one
         (:func:`~adain.model.tiling.stylize_tiled`).
         """
-        check_max_tile(tile or 0)
+        check_stylize(alpha, len(styles), weights, mask is not None, None, tile or 0, 0)
+        if mask is not None:
+            _check_mask(mask, content)
+        return self._transfer(content, styles, weights, mask, alpha, tile)
+
+    def _transfer(
+        self, content: Tensor, styles: Sequence[StyleCode], weights: Sequence[float] | None, mask: Tensor | None, alpha: float,
+        tile: int | None,
+    ) -> Tensor:  # fmt: skip
+        """:meth:`forward` on checked arguments."""
         content = content.to(self.device)
         h, w = content.shape[-2:]
         ph, pw = max(MIN_NETWORK_SIDE, -(-h // 8) * 8), max(MIN_NETWORK_SIDE, -(-w // 8) * 8)
         if mask is not None:
-            check_mask_shape(mask.shape[-2:], (h, w))
-            if mask.shape[0] not in (1, content.shape[0]):  # broadcast, it would make as many outputs as masks
-                raise ValueError(f"{mask.shape[0]} masks for {content.shape[0]} content image(s): give one, or one per content")
             mask = F.interpolate(mask.to(self.device).float(), size=(h, w), mode="bilinear", align_corners=False)
             mask = F.pad(mask, (0, pw - w, 0, ph - h), mode="replicate")
         style_stats = [(s.mean.to(self.device), s.std.to(self.device)) for s in styles]  # a code made on another device
@@ -218,37 +224,52 @@ class StyleTransfer(nn.Module):
         brought back to its size by :func:`~adain.media.guided_filter.guided_upsample`, so its strokes are
         as large, relative to the picture, as on a ``look_size`` result (0: off).
         """
-        check_alpha(alpha)
-        check_max_tile(max_tile)
-        check_sizes(look_size=look_size)
-        method = check_preserve_color(preserve_color)
         styles = list(style_or_styles) if isinstance(style_or_styles, (list, tuple)) else [style_or_styles]
-        check_styles(len(styles), style_weights, mask is not None)
+        method = check_stylize(alpha, len(styles), style_weights, mask is not None, preserve_color, max_tile, look_size)
+        if method is not None and any(isinstance(s, StyleCode) for s in styles):
+            raise ValueError("preserve_color needs the style images, not pre-encoded StyleCodes")
         alpha_channel = None
         if isinstance(content, Image.Image):
             loaded = pil_to_tensor(content)
             batch, alpha_channel = loaded.rgb, loaded.alpha
         else:
             batch = _as_batch(content)
-        mask_t = None if mask is None else _as_mask(mask)
-        small = batch
-        if 0 < look_size < min(batch.shape[-2:]):
-            width, height = target_size(batch.shape[-1], batch.shape[-2], look_size)
-            small = resize(batch, (height, width))
-        if method is None:
-            codes = [s if isinstance(s, StyleCode) else self.encode_style(s) for s in styles]
-            out = self(small, codes, style_weights, mask_t, alpha, max_tile)
-        else:
-            if any(isinstance(s, StyleCode) for s in styles):
-                raise ValueError("preserve_color needs the style images, not pre-encoded StyleCodes")
-            outs = [self._preserving(c[None], styles, style_weights, mask_t, alpha, method, max_tile) for c in small]
-            out = outs[0] if len(outs) == 1 else torch.cat(outs)  # one image: no copy of a full-size result
-        if small is not batch:
-            out = guided_upsample(out, small.to(out.device), batch.to(out.device))
+        mask_t = None if mask is None else _check_mask(_as_mask(mask), batch)
+        out = self.render(batch, styles, alpha, style_weights, mask_t, method, max_tile, look_size)
         if isinstance(content, Image.Image):
             return tensor_to_pil(out[0], alpha_channel)
         out = out.to(content.device)
         return out[0] if content.dim() == 3 else out
+
+    @torch.inference_mode()
+    def render(
+        self,
+        content: Tensor,
+        styles: Sequence[StyleCode | Tensor],
+        alpha: float,
+        style_weights: Sequence[float] | None,
+        mask: Tensor | None,
+        method: str | None,
+        max_tile: int,
+        look_size: int,
+    ) -> Tensor:
+        """:meth:`stylize` on N×3×H×W ``content`` whose settings were checked already, by
+        :meth:`stylize` or by a :class:`~adain.jobs.request.Request` on construction, and are not
+        checked again: ``mask`` N×1×H×W shaped like the content, ``method`` a colour method's
+        name or None, ``styles`` codes or N×3×H×W images. The output stays on the model's device."""
+        small = content
+        if 0 < look_size < min(content.shape[-2:]):
+            width, height = target_size(content.shape[-1], content.shape[-2], look_size)
+            small = resize(content, (height, width))
+        if method is None:
+            codes = [s if isinstance(s, StyleCode) else self.encode_style(s) for s in styles]
+            out = self._transfer(small, codes, style_weights, mask, alpha, max_tile)
+        else:
+            outs = [self._preserving(c[None], styles, style_weights, mask, alpha, method, max_tile) for c in small]
+            out = outs[0] if len(outs) == 1 else torch.cat(outs)  # one image: no copy of a full-size result
+        if small is not content:
+            out = guided_upsample(out, small.to(out.device), content.to(out.device))
+        return out
 
     def _preserving(
         self,
@@ -263,7 +284,7 @@ class StyleTransfer(nn.Module):
         """One content image stylized under a colour-preservation method."""
         content = content.to(self.device)
         codes = [self.encode_style(color.prepare_style(_as_batch(s).to(self.device), content, method)) for s in styles]
-        out = self(color.prepare_content(content, method), codes, weights, mask, alpha, max_tile)
+        out = self._transfer(color.prepare_content(content, method), codes, weights, mask, alpha, max_tile)
         return color.finish(out, content, method)
 
 
@@ -297,6 +318,15 @@ def _as_batch(image: ImageLike) -> Tensor:
     if not isinstance(image, Tensor) or image.dim() not in (3, 4) or image.shape[-3] != 3:
         raise ValueError(f"{IMAGES}; got {_described(image)}")
     return _checked(image[None] if image.dim() == 3 else image, IMAGES)
+
+
+def _check_mask(mask: Tensor, content: Tensor) -> Tensor:
+    """``mask`` (N×1×H×W) unless it is shaped unlike the N×3×H×W ``content`` or a batch of masks does
+    not match the contents one to one (ValueError)."""
+    check_mask_shape(mask.shape[-2:], content.shape[-2:])
+    if mask.shape[0] not in (1, content.shape[0]):  # broadcast, it would make as many outputs as masks
+        raise ValueError(f"{mask.shape[0]} masks for {content.shape[0]} content image(s): give one, or one per content")
+    return mask
 
 
 def _as_mask(mask: ImageLike) -> Tensor:
