@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -218,11 +219,9 @@ def measure_adain(
 ONNX_LABEL = "ONNX Runtime (fp32, CPU; adain-export graphs)"
 
 
-def measure_onnxruntime(
-    st: StyleTransfer, contents: Sequence[Tensor], styles: Sequence[Tensor], repeat: int
-) -> tuple[SpeedRow, list[Tensor]]:
-    """ONNX Runtime on the graphs ``adain-export --onnx`` writes for ``st``, on the CPU with torch's
-    thread count, batch 1 (style cached and included), and its outputs."""
+def onnx_sessions(st: StyleTransfer) -> tuple[Any, Any]:
+    """ONNX Runtime sessions (style → statistics, content + statistics + α → image) on the graphs
+    ``adain-export --onnx`` writes for ``st``, on the CPU with torch's thread count: made once a run."""
     import onnxruntime as ort  # the [export] extra: run() leaves this row out without it
 
     from adain.model.onnx_export import export_onnx
@@ -232,6 +231,14 @@ def measure_onnxruntime(
     with tempfile.TemporaryDirectory() as folder:  # a session keeps the graph it read
         styler, stylizer = (ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
                             for path in export_onnx(st, folder))  # fmt: skip
+    return styler, stylizer
+
+
+def measure_onnxruntime(
+    sessions: tuple[Any, Any], contents: Sequence[Tensor], styles: Sequence[Tensor], repeat: int
+) -> tuple[SpeedRow, list[Tensor]]:
+    """ONNX Runtime on :func:`onnx_sessions`, batch 1 (style cached and included), and its outputs."""
+    styler, stylizer = sessions
     alpha = np.array(1.0, dtype=np.float32)
 
     def encode(style: Tensor) -> list[np.ndarray]:
@@ -318,6 +325,7 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
         setup.methods = [m for m in setup.methods if m != "onnxruntime"]
     plain = PlainAdaIN(encoder, decoder).to(device)
     st = StyleTransfer(encoder, decoder, setup.precision, setup.compile).to(device)
+    sessions = onnx_sessions(st) if "onnxruntime" in setup.methods else None
     results = {size: SizeResult(*_load_pairs(setup.pairs, size, device)) for size in setup.sizes}
     evaluator = metrics.evaluation_encoder().to(device)
     stages = [("plain", size) for size in setup.sizes if {"adain", "onnxruntime"} & set(setup.methods)]
@@ -343,7 +351,7 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
             # The outputs judged and shown are what a user gets for each pair's request.
             result.outputs["adain"] = [stylize(st, request).rgb.to(device) for request in _requests(setup.pairs, size)]
         elif stage == "onnxruntime":
-            row, result.outputs["onnxruntime"] = measure_onnxruntime(st, contents, styles, setup.repeat)
+            row, result.outputs["onnxruntime"] = measure_onnxruntime(sessions, contents, styles, setup.repeat)
             row.speedup = result.speed[0].cached_s / row.cached_s
             row.max_abs_diff = max((o - p).abs().max().item() for o, p in zip(result.outputs["onnxruntime"], result.outputs["plain"]))
             result.speed.append(row)

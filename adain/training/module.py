@@ -297,6 +297,10 @@ class AdaINTraining(L.LightningModule):
             parts.append("reconstruction")
         return " then ".join(parts)
 
+    def run_seconds(self) -> int:
+        """Seconds this run has trained, over its resumptions."""
+        return round(self.train_seconds + (time.perf_counter() - self._started if self._started else 0.0))
+
     def stage_record(self) -> dict[str, Any]:
         """This run as one stage of the decoder's history: recipe, steps, pairs, time, device."""
         trainer = self._trainer
@@ -306,7 +310,7 @@ class AdaINTraining(L.LightningModule):
             "stage": self.stage_name(),
             "steps": self.global_step,
             "pairs_seen": self.pairs_seen,
-            "seconds": round(self.train_seconds + (time.perf_counter() - self._started if self._started else 0.0)),
+            "seconds": self.run_seconds(),
             "device": device_name(self.device),
             "precision": str(trainer.precision) if trainer is not None else "",
             "batch_size": data.get("batch_size"),
@@ -342,7 +346,7 @@ class AdaINTraining(L.LightningModule):
         this run's own counts (the metadata's add up the earlier stages too)."""
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("encoder.")}
         checkpoint[METADATA_KEY] = self.training_metadata()
-        checkpoint[RUN_KEY] = {"pairs_seen": self.pairs_seen, "seconds": self.stage_record()["seconds"]}
+        checkpoint[RUN_KEY] = {"pairs_seen": self.pairs_seen, "seconds": self.run_seconds()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Check the checkpoint was trained on this encoder, put its weights back for strict loading,
