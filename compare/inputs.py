@@ -7,6 +7,7 @@ out unreadable images and pair contents with styles the same way.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -54,8 +55,11 @@ def say_left_out(skipped: list[str]) -> None:
         print(f"error: {reason} (left out)", file=sys.stderr)
 
 
-def exit_status(skipped: list[str], done: str) -> int:
-    """0, or 1 after a summary line when unreadable images were left out (the rest were ``done``)."""
+def finish(table: str, written: Sequence[Path], skipped: list[str], done: str) -> int:
+    """A report's end: its ``table`` on stdout, the files ``written`` on stderr, and the exit status:
+    0, or 1 after a summary line when unreadable images were left out (the rest were ``done``)."""
+    print(table)
+    print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
     if not skipped:
         return 0
     count = len(skipped)

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from adain.core.commandline import run_main
-from adain.core.errors import one_line
+from adain.core.commandline import failed, run_main
 from adain.core.extras import MissingExtraError, require
 from adain.core.options import DEFAULT_VGG, VGG_HELP, add_version
 
@@ -41,8 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         paths = export_onnx(StyleTransfer.load(args.decoder, args.vgg, device="cpu", precision="fp32"), args.onnx)
     except (MissingExtraError, ValueError, OSError) as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
+        return failed(err)
     print("wrote " + " and ".join(map(str, paths)), file=sys.stderr)
     return 0
 

@@ -25,7 +25,7 @@ import yaml
 from tqdm import tqdm
 
 from adain.core.checks import DEFAULT_MAX_TILE
-from adain.core.commandline import finite_float, run_main
+from adain.core.commandline import failed, finite_float, run_main
 from adain.core.errors import ImageError, one_line
 from adain.core.options import (
     IMAGE_EXTENSIONS,
@@ -430,18 +430,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         render = (GatysRenderer if args.method == "gatys" else AdaINRenderer)(args, len(styles))
     except (ImageError, ValueError, OSError) as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
+        return failed(err)
     inputs = {real_path(p) for p in contents + styles + ([args.mask] if args.mask else [])}
-    failed = run(list(zip(jobs, requests)), render, args, inputs)
+    lost = run(list(zip(jobs, requests)), render, args, inputs)
     skipped = len(content_errors) + len(style_errors)
-    if failed or skipped:
+    if lost or skipped:
         empty = f", {skipped} folder{'s' * (skipped != 1)} empty or unreadable" if skipped else ""
-        print(f"{len(jobs) - failed} of {len(jobs)} outputs written; {failed} failed{empty}", file=sys.stderr)
+        print(f"{len(jobs) - lost} of {len(jobs)} outputs written; {lost} failed{empty}", file=sys.stderr)
     elif not args.quiet:
         where = args.output if args.output is not None else args.output_dir
         print(f"wrote {len(jobs)} output{'s' * (len(jobs) != 1)} to {where}", file=sys.stderr)
-    return 1 if failed or skipped else 0
+    return 1 if lost or skipped else 0
 
 
 def cli() -> NoReturn:

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import torch
 
-from adain.core.commandline import run_main
+from adain.core.commandline import failed, run_main
 from adain.core.device import resolve_device, resolve_precision
-from adain.core.errors import one_line
 from adain.core.options import add_model_options
 from adain.model import style_transfer as transfer
 from adain.model.decoder_file import load_decoder
@@ -34,7 +33,7 @@ from compare.inputs import (
     RANDOM,
     cycled_pairs,
     decoder_note,
-    exit_status,
+    finish,
     image_files,
     is_random,
     random_decoder,
@@ -127,11 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         meta["load_average"] = f"{load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
         written = report.write(args.out, meta, results)
     except (ValueError, OSError) as err:  # bad images, weights, devices: one line, no traceback
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
-    print(report.markdown(meta, results))
-    print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
-    return exit_status(meta["skipped"], "measured")
+        return failed(err)
+    return finish(report.markdown(meta, results), written, meta["skipped"], "measured")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import torch
 
-from adain.core.commandline import run_main
+from adain.core.commandline import failed, run_main
 from adain.core.device import resolve_device, resolve_precision
-from adain.core.errors import one_line
 from adain.core.options import add_model_options, model_options
 from adain.model import style_transfer as transfer
 from adain.vgg.encoder import VGG19Encoder
@@ -32,7 +31,7 @@ from compare.inputs import (
     RANDOM,
     cycled_pairs,
     decoder_note,
-    exit_status,
+    finish,
     image_files,
     is_random,
     random_decoder,
@@ -131,11 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluation.evaluate(setup, encoder, model)
         written = evaluation.write(args.out, meta, result)
     except (ValueError, OSError) as err:  # bad images, weights, devices, no decoder: one line, no traceback
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
-    print(evaluation.markdown(meta, result))
-    print(f"wrote {', '.join(str(p) for p in written)}", file=sys.stderr)
-    return exit_status(meta["skipped"], "evaluated")
+        return failed(err)
+    return finish(evaluation.markdown(meta, result), written, meta["skipped"], "evaluated")
 
 
 if __name__ == "__main__":

@@ -37,9 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from adain.app.limits import Limits  # noqa: E402
-from adain.core.commandline import report_file, run_main  # noqa: E402
+from adain.core.commandline import failed, report_file, run_main  # noqa: E402
 from adain.core.device import cpu_model  # noqa: E402
-from adain.core.errors import one_line  # noqa: E402
 from adain.model.decoder_file import save_decoder  # noqa: E402
 from adain.vgg.encoder import VGG19Encoder  # noqa: E402
 from compare.inputs import random_decoder  # noqa: E402
@@ -207,8 +206,7 @@ def main() -> int:
     try:
         return measure(args)
     except (RuntimeError, ValueError, OSError) as err:  # a failed infer.py run, the app not starting: one line
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
+        return failed(err)
 
 
 def measure(args: argparse.Namespace) -> int:

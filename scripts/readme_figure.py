@@ -14,8 +14,7 @@ from pathlib import Path
 
 import torch
 
-from adain.core.commandline import report_file, run_main
-from adain.core.errors import one_line
+from adain.core.commandline import failed, report_file, run_main
 from adain.core.options import add_model_options, model_options
 from adain.media.image_io import load_image, resize, save_image
 from adain.model.style_transfer import StyleTransfer
@@ -54,8 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = StyleTransfer.load(**model_options(args))
         save_image(panels(model, args.content, args.style, args.size, args.height), args.out)
     except (OSError, ValueError) as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
+        return failed(err)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

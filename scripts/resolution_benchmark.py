@@ -23,8 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from memory_benchmark import measured_run, report, smooth_image, untrained_decoder  # noqa: E402
 
-from adain.core.commandline import report_file, run_main  # noqa: E402
-from adain.core.errors import one_line  # noqa: E402
+from adain.core.commandline import failed, report_file, run_main  # noqa: E402
 from adain.media.image_io import MAX_WORK_PIXELS  # noqa: E402
 
 SIZES = {1: (1152, 864), 4: (2304, 1728), 16: (4608, 3456), 36: (6912, 5184)}  # megapixels: (width, height)
@@ -41,8 +40,7 @@ def main() -> int:
     try:
         return measure(args)
     except (RuntimeError, ValueError, OSError) as err:  # a failed infer.py run (no CUDA …): one line
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
+        return failed(err)
 
 
 def measure(args: argparse.Namespace) -> int:

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from adain.core.commandline import finite_float, report_file, run_main  # noqa: E402
-from adain.core.errors import UsageError, one_line  # noqa: E402
+from adain.core.commandline import failed, finite_float, report_file, run_main  # noqa: E402
+from adain.core.errors import UsageError  # noqa: E402
 from adain.core.options import MIN_SIDE, OUTPUT_FORMATS, add_model_options, model_options  # noqa: E402
 
 GAP = 8  # px of white between the panels
@@ -111,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(figure(args))
     except (ValueError, OSError) as err:  # bad images, weights, devices, a crop too large: one line
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
+        return failed(err)
     return 0
 
 

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from adain.core.commandline import run_main
+from adain.core.commandline import failed, run_main
 from adain.core.device import device_name, resolve_device
-from adain.core.errors import one_line
 from adain.media.image_io import load_image
 from adain.vgg.encoder import VGG19Encoder
 from compare.benchmark import sync
@@ -90,8 +88,7 @@ def main() -> int:
     try:
         return measure(args)
     except (ValueError, OSError) as err:  # bad images, devices, sizes too small for the layers: one line
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
+        return failed(err)
 
 
 def measure(args: argparse.Namespace) -> int:

@@ -28,8 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from adain.core.atomicfile import atomic_path  # noqa: E402
-from adain.core.commandline import report_file, run_main  # noqa: E402
-from adain.core.errors import one_line  # noqa: E402
+from adain.core.commandline import failed, report_file, run_main  # noqa: E402
 from adain.model.decoder_file import read_metadata  # noqa: E402
 
 MEANS = (
@@ -122,8 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             columns = STAGE_COLUMNS
         write(rows, args.append or args.out, columns, append=bool(args.append))
     except (OSError, ValueError, KeyError, csv.Error) as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
+        return failed(err)
     print(f"wrote {args.append or args.out}: {len(rows)} rows, steps up to {rows[-1]['step']}", file=sys.stderr)
     return 0
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from adain.core.commandline import run_main
+from adain.core.commandline import failed, run_main
 from adain.core.errors import ImageError, one_line
 from adain.core.options import IMAGE_EXTENSIONS
 from adain.media.image_io import load_image
@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         means = filter_means(encoder, images(), LAYERS)
     except ValueError as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
+        return failed(err)
     scales = scales_from_means(means)
     dead = sum(int((m <= 0).sum()) for m in means.values())
     save_scales(

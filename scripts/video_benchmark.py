@@ -32,8 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from memory_benchmark import measured_run, report, untrained_decoder  # noqa: E402
 
-from adain.core.commandline import finite_float, report_file, run_main  # noqa: E402
-from adain.core.errors import one_line  # noqa: E402
+from adain.core.commandline import failed, finite_float, report_file, run_main  # noqa: E402
 
 SIZES = {"480p": (854, 480), "720p": (1280, 720)}
 RATE = 30
@@ -118,8 +117,7 @@ def main() -> int:
     try:
         return measure(args)
     except (RuntimeError, ValueError, OSError) as err:  # a failed infer.py run, a bad --decoder: one line
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        return 1
+        return failed(err)
 
 
 def measure(args: argparse.Namespace) -> int:

@@ -14,8 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from adain.core.commandline import finite_float, run_main
-from adain.core.errors import one_line
+from adain.core.commandline import failed, finite_float, run_main
 from adain.core.extras import MissingExtraError, require
 from adain.core.options import add_model_options, add_version, model_options
 
@@ -75,8 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             model = StyleTransfer.load(**model_options(args))
         except (ValueError, OSError) as err:  # no/bad decoder file, bad --vgg, unavailable device
-            print(f"error: {one_line(err)}", file=sys.stderr)
-            return 1
+            return failed(err)
         app = create_app(Stylist(model, limits))
         if not _is_loopback(args.host):
             print(f"note: listening on {args.host}: anyone who can reach this machine can use the app", file=sys.stderr)

@@ -14,7 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from adain.core.errors import one_line
+
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+EXIT_FAILED = 1  # bad input, a missing file, a refused setting: said in one line
+
+
+def failed(err: BaseException) -> int:
+    """``error: <one line>`` on stderr for an expected failure, and the exit status to return."""
+    print(f"error: {one_line(err)}", file=sys.stderr)
+    return EXIT_FAILED
 
 
 def finite_float(text: str) -> float:
