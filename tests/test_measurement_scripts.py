@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import run_main, script
@@ -192,21 +193,40 @@ def test_training_log_appends_a_stage_counting_its_steps_on(tmp_path, capsys, mo
     assert log.main(args) == 1 and "its columns are not" in one_error_line(capsys.readouterr().err)
 
 
-def test_readme_figure_is_photo_painting_and_result_side_by_side(tmp_path, decoder_file):
-    """The figure's left panel is the photo, its right one the decoder's result, at one height."""
-    from adain.media.image_io import load_image, resize
+def test_readme_figure_lays_out_the_requests_results(tmp_path, encoder):
+    """The front-page figure: styles across, photos down, each result the shared path's for that
+    pair; then rows whose panels change along them (weights, α) and the colour and mask row."""
+    from conftest import grey_decoder
+    from PIL import Image
+
+    from adain.jobs.image import load, stylize
+    from adain.jobs.request import ImageSource, Request
+    from adain.media.image_io import tensor_to_pil
+    from adain.model.decoder_file import save_decoder
     from adain.model.style_transfer import StyleTransfer
 
-    out = tmp_path / "demo.png"
-    photo, painting = ROOT / "examples/content/chelsea.jpg", ROOT / "examples/style/munch_the_scream.jpg"
-    args = ["--content", str(photo), "--style", str(painting), "--size", "32", "--height", "24", "--device", "cpu"]
-    assert script("readme_figure").main([*args, "--decoder", str(decoder_file), "--out", str(out)]) == 0
-    image = load_image(out).rgb
-    content, style = load_image(photo, 32).rgb, load_image(painting, 32).rgb
-    with torch.no_grad():
-        result = StyleTransfer.load(decoder=str(decoder_file), device="cpu").stylize(content, style).clamp(0, 1)
-    width = round(content.shape[-1] * 24 / content.shape[-2])  # the result has the photo's size
-    assert image.shape[-2] == 24
-    assert (image[..., :width] - resize(content, (24, width))).abs().max() <= 1 / 255 + 1e-6
-    assert (image[..., -width:] - resize(result, (24, width))).abs().max() <= 1 / 255 + 1e-6
-    assert torch.all(image[..., width : width + 8] == 1)  # a white gap after the photo
+    figure = script("readme_figure")
+    decoder = tmp_path / "grey.safetensors"
+    save_decoder(grey_decoder(), decoder, encoder.identity)
+    out = tmp_path / "results.png"
+    assert figure.main(["--size", "32", "--cell", "24", "--decoder", str(decoder), "--device", "cpu", "--out", str(out)]) == 0
+    sheet = Image.open(out).convert("RGB")
+    gap, caption, step = figure.GAP, figure.CAPTION, 24 + figure.GAP
+    assert sheet.size == (gap + 5 * step, gap + 5 * step + 3 * (step + caption))
+
+    def panel(row, column):
+        top = gap + row * step + max(0, row - 5) * caption
+        return np.asarray(sheet.crop((gap + column * step, top, gap + column * step + 24, top + 24)), dtype=float)
+
+    def shown(rgb):
+        return np.asarray(tensor_to_pil(rgb[0]).resize((24, 24), Image.Resampling.LANCZOS), dtype=float)
+
+    photo, painting = figure.CONTENT / "chelsea.jpg", figure.STYLE / "van_gogh_starry_night.jpg"
+    request = Request(ImageSource.file(photo), (ImageSource.file(painting),), content_size=32, style_size=32, crop=True)
+    result = stylize(StyleTransfer.load(decoder=str(decoder), device="cpu"), request).rgb
+    assert np.array_equal(panel(1, 0), shown(load(ImageSource.file(photo), 32, crop=True).rgb))
+    assert np.array_equal(panel(1, 1), shown(result))
+    assert np.array_equal(panel(0, 1), shown(load(ImageSource.file(painting), 32, crop=True).rgb))
+    assert np.array_equal(panel(0, 0), np.full((24, 24, 3), 255.0))  # the corner stays empty
+    for row in (5, 6):  # style weights 1:0 → 0:1, α 0 → 1: the ends differ (a grey decoder: slightly)
+        assert not np.array_equal(panel(row, 0), panel(row, 4))
