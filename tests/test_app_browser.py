@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,58 +16,30 @@ import httpx2 as httpx
 import numpy as np
 import pytest
 from clips import make_clip, read_frames
+from conftest import script
 from PIL import Image
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
-START_TIMEOUT_S = 180  # loading VGG19 on a busy 2-core machine
-RENDER_TIMEOUT_MS = 120_000
+CHANGE = 3.0  # mean absolute change (of 255) that is plainly visible
+SCREENSHOT = script("app_screenshot")  # the server and page helpers the README's screenshot is made with
+CHROMIUM, CHROMIUM_ARGS, RENDER_TIMEOUT_MS = SCREENSHOT.CHROMIUM, SCREENSHOT.CHROMIUM_ARGS, SCREENSHOT.RENDER_TIMEOUT_MS
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def start_server(args: list[str], tmp_path_factory: pytest.TempPathFactory):
+    """``python -m adain.app ARGS`` as a user starts it (yields its base URL); a failed start fails the test."""
+    log = tmp_path_factory.mktemp("app") / "server.log"
+    try:
+        with SCREENSHOT.serving(args, log) as url:
+            yield url
+    except RuntimeError as err:
+        pytest.fail(str(err))
 
 
 @pytest.fixture(scope="module")
 def server(decoder_file: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The app as a user starts it, with an untrained decoder; yields its base URL."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("app") / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "adain.app", "--decoder", str(decoder_file), "--port", str(port), "--device", "cpu"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:  # bounded: until healthy, the process dies, or the deadline
-            if proc.poll() is not None:
-                pytest.fail(f"the server exited with {proc.returncode}: {log.read_text()}")
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not answer within {START_TIMEOUT_S} s: {log.read_text()}")
-            time.sleep(0.25)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """The app with an untrained decoder; yields its base URL."""
+    yield from start_server(["--decoder", str(decoder_file), "--device", "cpu"], tmp_path_factory)
 
 
 def tiny_png(path: Path, size=(64, 48), seed=0) -> Path:
@@ -108,10 +77,9 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser, server: str):
+def open_page(browser, server: str):
     """A fresh page that may reach only the server: any other request is refused and recorded."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    context = browser.new_context(viewport=SCREENSHOT.VIEWPORT, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(RENDER_TIMEOUT_MS)
     outside: list[str] = []
@@ -125,6 +93,13 @@ def page(browser, server: str):
 
     page.route("**/*", only_the_server)
     page.outside_requests = outside
+    return context, page
+
+
+@pytest.fixture
+def page(browser, server: str):
+    """:func:`open_page` on the untrained decoder's server."""
+    context, page = open_page(browser, server)
     yield page
     context.close()
 
@@ -261,3 +236,51 @@ def test_api_docs_render_offline(page, server: str):
     paths = [p.replace("\u200b", "") for p in page.locator(".opblock-summary-path").all_inner_texts()]
     assert {"/api/stylize", "/api/stylize-video"} <= set(paths) and len(paths) == 6
     assert page.outside_requests == []
+
+
+@pytest.fixture(scope="module")
+def shipped_server(tmp_path_factory: pytest.TempPathFactory):
+    """The app as ``adain-serve`` starts it: the bundled decoder."""
+    yield from start_server(["--device", "cpu"], tmp_path_factory)
+
+
+def test_with_the_bundled_decoder_alpha_weights_and_a_split_visibly_change_the_result(browser, shipped_server: str):
+    """A gallery photo with a gallery painting gives a picture, and α, a second painting (blended)
+    and a left | right split each change what is seen, where it should."""
+    context, page = open_page(browser, shipped_server)
+
+    def shown() -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(SCREENSHOT.result_bytes(page))).convert("RGB"), dtype=float)
+
+    page.goto(shipped_server)
+    page.wait_for_selector("#result[data-seq]")  # Chelsea in The Starry Night, the page's defaults
+    page.select_option("#size", "256")
+    page.wait_for_function("document.getElementById('result').naturalHeight === 256")
+    alone = shown()
+    assert alone.shape[0] == 256 and alone.std() > 20  # a picture, not a flat square
+
+    page.locator("#alpha").focus()
+    for _ in range(10):  # 1 → 0.5
+        page.keyboard.press("ArrowLeft")
+    page.wait_for_selector('#result[data-alpha="0.5"]')
+    half = shown()
+    for _ in range(10):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_selector('#result[data-alpha="1"]')
+
+    SCREENSHOT.pick(page, "chelsea", ["van_gogh_starry_night", "munch_the_scream"], "blend")
+    assert page.locator("#chosen-styles input[type=range]").count() == 2  # each painting its weight
+    blended = shown()
+    SCREENSHOT.pick(page, "chelsea", ["van_gogh_starry_night", "munch_the_scream"], "left-right")
+    assert page.locator("#chosen-styles input[type=range]").count() == 0  # a split has no weights
+    split = shown()
+
+    def change(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.abs(a - b).mean())
+
+    assert change(alone, half) > CHANGE and change(alone, blended) > CHANGE
+    width = split.shape[1]
+    left, right = slice(0, width * 2 // 5), slice(width * 3 // 5, width)  # away from the seam
+    assert change(split[:, right], alone[:, right]) > change(split[:, left], alone[:, left]) + CHANGE
+    assert page.locator("#error").is_hidden() and page.outside_requests == []
+    context.close()

@@ -50,7 +50,45 @@ function orderedStyles() {
   return [...state.styles.filter((s) => s.source === "file"), ...state.styles.filter((s) => s.source === "example")];
 }
 
-function requestBody() {
+const isSplit = () => state.styles.length === 2 && $("split").value !== "blend";
+
+async function mediaSize(content) {
+  // The photo's or clip's width and height: a mask must have its shape (the server checks it).
+  const url = content.source === "file" ? content.thumb : content.image;
+  if (content.kind === "video") {
+    const video = Object.assign(document.createElement("video"), { preload: "metadata", muted: true, src: url });
+    await new Promise((done, fail) => {
+      video.onloadedmetadata = done;
+      video.onerror = () => fail(new Error("This browser cannot read the clip's size for a split."));
+    });
+    return [video.videoWidth, video.videoHeight];
+  }
+  const image = new Image();
+  image.src = url;
+  await image.decode();
+  return [image.naturalWidth, image.naturalHeight];
+}
+
+async function makeSplitMask() {
+  // The spatial control of the paper: white where the first painting goes, black for the second,
+  // drawn at the content's shape (longer side 256 px: the server resizes it to the content).
+  const [width, height] = await mediaSize(state.content);
+  const scale = 256 / Math.max(width, height);
+  const canvas = Object.assign(document.createElement("canvas"), {
+    width: Math.max(1, Math.round(width * scale)),
+    height: Math.max(1, Math.round(height * scale)),
+  });
+  const draw = canvas.getContext("2d");
+  draw.fillStyle = "black";
+  draw.fillRect(0, 0, canvas.width, canvas.height);
+  draw.fillStyle = "white";
+  if ($("split").value === "left-right") draw.fillRect(0, 0, canvas.width / 2, canvas.height);
+  else draw.fillRect(0, 0, canvas.width, canvas.height / 2);
+  return new Promise((done) => canvas.toBlob(done, "image/png"));
+}
+
+function requestBody(mask) {
+  // The form of POST /api/stylize(-video); ``mask``: a split's mask (a PNG blob) or null.
   const body = new FormData();
   if (state.content.source === "file") body.append("content", state.content.file);
   else body.append("content_example", state.content.name);
@@ -59,7 +97,8 @@ function requestBody() {
     if (s.source === "file") body.append("style", s.file);
     else body.append("style_example", s.name);
   }
-  if (styles.length > 1) for (const s of styles) body.append("style_weights", String(s.weight));
+  if (mask) body.append("mask", mask, "mask.png");
+  else if (styles.length > 1) for (const s of styles) body.append("style_weights", String(s.weight));
   body.append("alpha", $("alpha").value);
   body.append("preserve_color", $("preserve").checked ? $("preserve-method").value : "none");
   body.append("content_size", $("size").value);
@@ -81,14 +120,17 @@ async function stylize() {
   const clip = isClip();
   const alpha = $("alpha").value;
   const format = clip ? $("video-format").value : $("format").value;
+  const split = isSplit() ? $("split").value : "";
   stopBusy = showBusy();
   try {
+    const mask = split ? await makeSplitMask() : null;
+    if (mine !== latest) return;
     const endpoint = clip ? "/api/stylize-video" : "/api/stylize";
-    const response = await fetch(endpoint, { method: "POST", body: requestBody(), signal: controller.signal });
+    const response = await fetch(endpoint, { method: "POST", body: requestBody(mask), signal: controller.signal });
     if (!response.ok) throw new Error(await errorMessage(response));
     const blob = await response.blob();
     if (mine !== latest) return;
-    await showResult(blob, response.headers, { clip, alpha, format, seq: mine });
+    await showResult(blob, response.headers, { clip, alpha, format, split, seq: mine });
     showError(null);
   } catch (err) {
     if (err.name === "AbortError" || mine !== latest) return;
@@ -122,6 +164,7 @@ async function showResult(blob, headers, facts) {
   if (resultUrl) URL.revokeObjectURL(resultUrl);
   resultUrl = url;
   shown.dataset.alpha = facts.alpha; // what this result was made with (read by the browser test, too)
+  shown.dataset.split = facts.split;
   shown.dataset.seq = String(facts.seq);
   const link = $("download");
   link.href = url;
@@ -208,6 +251,7 @@ function drawStyles() {
     const chosen = state.styles.find((s) => s.source === "example" && s.name === ex.name);
     gallery.append(tile(ex, Boolean(chosen), () => (chosen ? removeStyle(chosen.id) : addStyle({ source: "example", ...ex }))));
   }
+  $("split-row").hidden = state.styles.length !== 2; // the mask of the paper takes exactly two
   const list = $("chosen-styles");
   list.replaceChildren();
   for (const s of state.styles) {
@@ -219,7 +263,7 @@ function drawStyles() {
     title.className = "title";
     title.textContent = s.title;
     item.append(thumb, title);
-    if (state.styles.length > 1) {
+    if (state.styles.length > 1 && !isSplit()) {
       const weight = document.createElement("input");
       Object.assign(weight, { type: "range", min: "0", max: "1", step: "0.05", value: String(s.weight) });
       weight.setAttribute("aria-label", `Weight of ${s.title}`);
@@ -304,6 +348,10 @@ async function start() {
     schedule();
   });
   for (const id of ["preserve-method", "size", "format", "video-format"]) $(id).addEventListener("change", schedule);
+  $("split").addEventListener("change", () => {
+    drawStyles(); // a split has no weights to set
+    schedule();
+  });
   $("render-clip").addEventListener("click", stylize);
 
   try {
