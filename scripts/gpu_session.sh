@@ -1,106 +1,91 @@
 #!/usr/bin/env bash
-# A lent GPU's half hour as one detached job, so that the calls watching it only wait and copy
-# (docs/gpu-session.md: what to carry first, and when to call what):
+# A lent GPU's 15 minutes as one command (docs/gpu-session.md says what to prepare and carry):
 #
-#   setsid nohup bash scripts/gpu_session.sh start MINUTES > runs/gpu/session.log 2>&1 < /dev/null &
-#   bash scripts/gpu_session.sh poll SECONDS
+#   bash scripts/gpu_session.sh SECONDS      # on the device, with $OUT set; SECONDS: the command's limit
 #
-# `start` runs these stages, each bounded so that all of them end within MINUTES:
-#   1. training speed of a few set-ups (scripts/train_speed.py, at most SPEED_S seconds); the
-#      fastest that trains becomes runs/gpu/best.yaml (without it, configs/gpu.yaml alone);
-#   2. training from scratch for the time left less EVAL_S seconds;
-#   3. the decoder exported from last.ckpt in fp32 and in fp16, the log thinned (scripts/training_log.py);
-#   4. scripts/evaluate.py on the validation split: the losses, then the Gatys rows and the grid;
-#   5. issue 15's benchmark (random decoder), one report per set-up, while time is left.
-# `poll` waits until that job has ended or SECONDS have passed, then copies to $OUT what exists: the
-# decoders, and results.tar.gz (runs/gpu/out: reports, the progress, the latest sample grid; the
-# training's metrics.csv and the job's log).
-# Environment (defaults for the H100; docs/gpu-session.md gives the shrunk CPU check): PYTHON,
-# DEVICE, SETUPS, SPEED_S, EVAL_S, SPEED_ARGS, TRAIN_ARGS, EVAL_ARGS, GATYS_ARGS, BENCH_ARGS.
+# Every stage is bounded so that all of them end SECONDS after the start, less MARGIN_S:
+#   1. the carried wheels (runs/wheels: what the device's Python lacks) installed into /tmp/site;
+#   2. training continued from checkpoints/decoder.safetensors (the shipped decoder) with
+#      configs/adain.yaml + configs/gpu.yaml (bf16-mixed, channels-last, decoded data in memory) at
+#      256-px crops of the carried shards, the paper's λ and learning rate, for the time left less
+#      EXPORT_S + BENCH_S;
+#   3. the decoder exported from last.ckpt in fp32 and fp16 to $OUT, and its training log
+#      (scripts/training_log.py, the stage's rows);
+#   4. in the time left (BENCH_S): scripts/benchmark.py at 512² on the continued decoder, each
+#      report with the plain fp32 reference of its own run: fp32 with Gatys 500 L-BFGS steps, bf16,
+#      and bf16 compiled; AdaIN batch 1 and BATCH, style cached and included.
+# $OUT gets decoder.safetensors, decoder-fp16.safetensors and results.tar.gz (the progress, the log,
+# the reports, metrics.csv and the last sample grid): three files, under the device's limit of eight.
+# Environment, to shrink it for the CPU check (docs/gpu-session.md): PYTHON, DEVICE (cuda), BATCH (16),
+# MARGIN_S (20), EXPORT_S (40), BENCH_S (150), TRAIN_ARGS, BENCH_ARGS, SHARDS (runs/gpu/shards).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit
-shopt -s nullglob
+: "${OUT:?set OUT: the folder whose files come back}"
 export PYTHONPATH=/tmp/site:. PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
-run=runs/gpu
-out=$run/out
-content="$run/shards/content-{000000..000001}.tar"
-style="$run/shards/style-{000000..000001}.tar"
+device=${DEVICE:-cuda}
+shards=${SHARDS:-runs/gpu/shards}
+run=runs/gpu/run
+results=runs/gpu/results
 
-say() { echo "$(date +%T) $*" | tee -a "$out/progress.txt"; }
-left() { echo $((deadline - $(date +%s))); }  # seconds to the deadline
-bounded() {  # COMMAND… stopped at the deadline (less $margin seconds); not started after it
-  local s=$(($(left) - ${margin:-0}))
-  if [ "$s" -gt 0 ]; then timeout "$s" "$@"; else false; fi
-}
-
-start() {
-  deadline=$(($(date +%s) + $1 * 60))
-  rm -rf "$out" "$run/best.yaml"
-  mkdir -p "$out"
-
-  say "1. training speed (at most ${SPEED_S:-240} s)"
-  # shellcheck disable=SC2086  # the lists are meant to split
-  timeout "${SPEED_S:-240}" "$py" scripts/train_speed.py --content-shards "$content" --style-shards "$style" \
-    --setups ${SETUPS:-fp32 bf16,nhwc,memory bf16,nhwc,memory,compile bf16,nhwc,memory,compile,b16} \
-    --warmup 20 --steps 150 --scratch "$run/speed" --out "$out/speed.md" --best-config "$run/best.yaml" ${SPEED_ARGS:-}
-  best=()
-  if [ -f "$run/best.yaml" ]; then best=(--config "$run/best.yaml"); cp "$run/best.yaml" "$out/"; fi
-
-  train_s=$(($(left) - ${EVAL_S:-240}))
-  if [ "$train_s" -lt 60 ]; then train_s=60; fi
-  say "2. training for $train_s s with ${best[*]:-configs/gpu.yaml alone}"
-  # shellcheck disable=SC2086
-  "$py" -m adain.training.cli fit --config configs/adain.yaml --config configs/gpu.yaml "${best[@]}" \
-    --data.content_shards "$content" --data.style_shards "$style" --data.load_size 0 \
-    --trainer.default_root_dir "$run" --trainer.max_time "$(printf '00:00:%02d:%02d' $((train_s / 60)) $((train_s % 60)))" \
-    --model.on_nonfinite skip --ckpt_path last ${TRAIN_ARGS:-}
-  say "   training ended with status $?"
-
-  say "3. export and log"  # from last.ckpt, as the run's own export at its end, or as far as a failed run got
-  "$py" train.py export "$run/checkpoints/last.ckpt" "$out/decoder.safetensors"
-  "$py" train.py export "$run/checkpoints/last.ckpt" "$out/decoder-fp16.safetensors" --fp16
-  "$py" scripts/training_log.py "$run"/lightning_logs/version_*/metrics.csv --every 500 --out "$out/log.csv"
-
-  say "4. evaluation"
-  validation=(--content "$run/val/content" --style "$run/val/style" --decoder "$out/decoder.safetensors" --device "${DEVICE:-cuda}")
-  # shellcheck disable=SC2086
-  "$py" scripts/evaluate.py "${validation[@]}" --methods identity style adain adain@0.5 --out "$out/evaluation" \
-    --quiet ${EVAL_ARGS:-}
-  # shellcheck disable=SC2086
-  bounded "$py" scripts/evaluate.py "${validation[@]}" --methods adain gatys@500 adain+gatys@50 adain+gatys@100 \
-    --grid-methods adain adain+gatys@100 gatys@500 --pairs 6 --out "$out/evaluation-gatys" --quiet ${GATYS_ARGS:-}
-
-  say "5. inference speed while time is left"
-  for setup in fp32: "bf16:--precision bf16" "bf16-autotune:--precision bf16 --compile max-autotune-no-cudagraphs" \
-    "bf16-graphs:--precision bf16 --compile reduce-overhead"; do
-    [ "$(left)" -gt 60 ] || break
-    name=bench-${setup%%:*} flags=${setup#*:}
-    # shellcheck disable=SC2086
-    margin=30 bounded "$py" scripts/benchmark.py --content examples/content --style examples/style \
-      --decoder random --device "${DEVICE:-cuda}" --sizes 512 1024 --batch 16 --gatys-steps 500 --pairs 2 $flags \
-      --out "$out/$name" --quiet ${BENCH_ARGS:-} || say "   $name did not finish"
-  done
-  say "done"
-  touch "$out/done"
-}
-
-poll() {
-  local end=$(($(date +%s) + $1))
-  while [ ! -f "$out/done" ] && [ "$(date +%s)" -lt "$end" ]; do sleep 5; done
-  : "${OUT:?poll copies to \$OUT}"
-  local samples=("$run"/lightning_logs/version_*/images/*.png)  # step_0001000.png …: the last is the latest
-  if [ ${#samples[@]} -gt 0 ]; then cp "${samples[-1]}" "$out/latest-sample.png"; fi
-  if [ ! -f "$out/decoder.safetensors" ] && [ -f "$run/checkpoints/last.ckpt" ]; then  # training: its decoder so far
-    "$py" train.py export "$run/checkpoints/last.ckpt" "$OUT/decoder-so-far.safetensors" --fp16
-  fi
-  cp "$out"/*.safetensors "$OUT/" 2>/dev/null
-  (cd "$run" && tar -czf "$OUT/results.tar.gz" --exclude='*.safetensors' out session.log lightning_logs/version_*/metrics.csv)
-  tail -n 4 "$out/progress.txt" "$run/session.log"
-}
-
-if [[ $# -ne 2 || ! $1 =~ ^(start|poll)$ || ! $2 =~ ^[1-9][0-9]*$ ]]; then
-  echo "usage: $0 start MINUTES | poll SECONDS (see its head)" >&2
+if [[ $# -ne 1 || ! $1 =~ ^[1-9][0-9]*$ ]]; then
+  echo "usage: $0 SECONDS (see its head)" >&2
   exit 2
 fi
-"$1" "$2"
+deadline=$(($(date +%s) + $1 - ${MARGIN_S:-20}))
+left() { echo $((deadline - $(date +%s))); }
+say() { echo "$(date +%T) [$(left) s left] $*" | tee -a "$results/progress.txt"; }
+bounded() {  # COMMAND… stopped at the deadline; not started after it
+  local s
+  s=$(left)
+  if [ "$s" -gt 5 ]; then timeout "$s" "$@"; else say "   no time left for: $*"; false; fi
+}
+pack() {  # whatever exists, into the one archive that comes back
+  local samples=("$run"/lightning_logs/version_*/images/*.png)
+  if [ -e "${samples[-1]:-}" ]; then cp "${samples[-1]}" "$results/latest-sample.png"; fi
+  cp "$run"/lightning_logs/version_*/metrics.csv "$results/" 2>/dev/null
+  tar -czf "$OUT/results.tar.gz" -C "$(dirname "$results")" "$(basename "$results")"
+}
+trap pack EXIT
+
+rm -rf "$run" "$results"
+mkdir -p "$results"
+say "1. wheels"
+if [ -d runs/wheels ]; then
+  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site runs/wheels/*.whl
+fi
+"$py" -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU')" \
+  | tee -a "$results/progress.txt"
+
+shopt -s nullglob
+content=("$shards"/content-*.tar) style=("$shards"/style-*.tar)
+if [ ${#content[@]} -eq 0 ] || [ ${#style[@]} -eq 0 ]; then say "no shards under $shards"; exit 1; fi
+join() { local IFS=::; echo "$*"; }  # webdataset takes several shard files separated by ::
+train_s=$(($(left) - ${EXPORT_S:-40} - ${BENCH_S:-150}))
+if [ "$train_s" -lt 30 ]; then say "too little time to train ($train_s s)"; exit 1; fi
+say "2. training for $train_s s from checkpoints/decoder.safetensors"
+# shellcheck disable=SC2086  # TRAIN_ARGS is meant to split
+"$py" train.py fit --config configs/adain.yaml --config configs/gpu.yaml \
+  --data.content_shards "$(join "${content[@]}")" --data.style_shards "$(join "${style[@]}")" --data.load_size 0 \
+  --model.init_decoder checkpoints/decoder.safetensors --model.recon_steps 0 --model.on_nonfinite skip \
+  --trainer.accelerator "$([ "$device" = cpu ] && echo cpu || echo gpu)" --trainer.default_root_dir "$run" \
+  --trainer.max_time "$(printf '00:00:%02d:%02d' $((train_s / 60)) $((train_s % 60)))" ${TRAIN_ARGS:-} \
+  > "$results/train.log" 2>&1
+say "   training ended with status $?: $(grep -c . "$run"/lightning_logs/version_*/metrics.csv 2>/dev/null) log rows"
+
+say "3. export and log"
+"$py" train.py export "$run/checkpoints/last.ckpt" "$OUT/decoder.safetensors" >> "$results/progress.txt" 2>&1 || exit 1
+"$py" train.py export "$run/checkpoints/last.ckpt" "$OUT/decoder-fp16.safetensors" --fp16 >> "$results/progress.txt" 2>&1
+"$py" scripts/training_log.py "$run"/lightning_logs/version_*/metrics.csv --decoder "$OUT/decoder.safetensors" \
+  --out "$results/log.csv" >> "$results/progress.txt" 2>&1
+
+say "4. speed at 512² while time is left"
+for setup in "fp32:--methods adain gatys" "bf16:--precision bf16 --methods adain" \
+  "bf16-compiled:--precision bf16 --compile default --methods adain"; do
+  name=${setup%%:*} flags=${setup#*:}
+  # shellcheck disable=SC2086  # the flags are meant to split
+  bounded "$py" scripts/benchmark.py --content examples/content --style examples/style --decoder "$OUT/decoder.safetensors" \
+    --device "$device" --sizes 512 --batch "${BATCH:-16}" --gatys-steps 500 --pairs 2 $flags --out "$results/bench-$name" \
+    --quiet ${BENCH_ARGS:-} >> "$results/progress.txt" 2>&1 || say "   bench-$name did not finish"
+done
+say "done"
