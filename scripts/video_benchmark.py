@@ -17,6 +17,7 @@ weights, flicker does.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 import tempfile
@@ -104,6 +105,7 @@ def check(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=report_file, help="write the Markdown tables here too")
+    parser.add_argument("--keep", type=Path, metavar="DIR", help="keep the clips and their stylized outputs here, to look at")
     parser.add_argument("--decoder", type=Path, help="a trained decoder (default: an untrained one)")
     parser.add_argument("--frames", type=int, default=12, help="frames per speed and flicker clip (default 12)")
     parser.add_argument("--long", type=int, default=36, help="frames of the longer 720p clip for memory (default 36)")
@@ -123,8 +125,9 @@ def main() -> int:
 def measure(args: argparse.Namespace) -> int:
     """Make the clips, stylize them and write the report."""
     speed, memory, flickers = [], [], []
-    with tempfile.TemporaryDirectory() as tmp:
+    with contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         decoder = args.decoder if args.decoder is not None else untrained_decoder(folder, "speed and memory")
         # speed; the 480p runs give the pan's flicker, the 720p ones the short clip's memory
         sizes = {} if args.memory_only else {"480p": SIZES["480p"]} if args.flicker_only else SIZES
@@ -132,8 +135,8 @@ def measure(args: argparse.Namespace) -> int:
             clip = make_clip(folder / f"pan_{name}.mp4", size, args.frames, "pan")
             row = []
             for smoothing in ("0", "0.8"):
-                peak, fps = stylize(clip, folder / f"out_{smoothing}.mp4", decoder, "--smoothing", smoothing)
-                row.append(flicker(folder / f"out_{smoothing}.mp4", clip))
+                peak, fps = stylize(clip, folder / f"{clip.stem}_out_{smoothing}.mp4", decoder, "--smoothing", smoothing)
+                row.append(flicker(folder / f"{clip.stem}_out_{smoothing}.mp4", clip))
                 speed.append(f"| {name} ({size[0]}×{size[1]}) | {smoothing} | {fps:.2f} | {peak:,.0f} MB |")
                 print(speed[-1], file=sys.stderr, flush=True)
             if name == "480p":
@@ -153,8 +156,8 @@ def measure(args: argparse.Namespace) -> int:
         clip = make_clip(folder / "still.mp4", SIZES["480p"], args.frames, "still")
         row = []
         for smoothing in ("0", "0.8"):
-            stylize(clip, folder / f"out_{smoothing}.mp4", decoder, "--smoothing", smoothing)
-            row.append(flicker(folder / f"out_{smoothing}.mp4", clip))
+            stylize(clip, folder / f"{clip.stem}_out_{smoothing}.mp4", decoder, "--smoothing", smoothing)
+            row.append(flicker(folder / f"{clip.stem}_out_{smoothing}.mp4", clip))
         flickers.append(f"| still (480p, {args.frames} frames) | {row[0]:.2f} | {row[1]:.2f} |")
         print(flickers[-1], file=sys.stderr, flush=True)
         row, rates = [], []
