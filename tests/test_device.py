@@ -1,6 +1,6 @@
-"""--precision auto: bf16 only where the CPU multiplies bf16 matrices in hardware (AMX), fp32 on
-other CPUs (bf16 is emulated there, several times slower) and on GPUs; the detection is mocked
-both ways, since a machine has one or the other."""
+"""--precision auto: bf16 only where the CPU computes bf16 in hardware (AMX or AVX512-BF16), fp32
+on other CPUs (bf16 is emulated there, several times slower) and on GPUs; the detection is mocked
+every way, since a machine has one of them."""
 
 from __future__ import annotations
 
@@ -14,13 +14,17 @@ from adain.model.style_transfer import StyleTransfer
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
-@pytest.fixture(params=[True, False], ids=["amx", "avx2"])
+@pytest.fixture(params=["amx_bf16", "avx512_bf16", None], ids=["amx", "avx512-bf16", "avx2"])
 def amx(request, monkeypatch) -> bool:
-    monkeypatch.setattr(devices.torch.cpu, "get_capabilities", lambda: {"amx_bf16": request.param, "avx2": True})
-    return request.param
+    """Whether this mocked CPU computes bf16 in hardware: AMX, AVX512-BF16, or AVX2 alone."""
+    flags = {"amx_bf16": False, "avx512_bf16": False, "avx2": True}
+    if request.param:
+        flags[request.param] = True
+    monkeypatch.setattr(devices.torch.cpu, "get_capabilities", lambda: flags)
+    return request.param is not None
 
 
-def test_auto_is_bf16_only_on_a_cpu_with_bf16_matrix_units(amx):
+def test_auto_is_bf16_only_on_a_cpu_with_bf16_hardware(amx):
     precision, why = devices.auto_precision(CPU)
     assert precision == ("bf16" if amx else "fp32") and devices.cpu_model() in why
     assert devices.auto_precision(CUDA)[0] == "fp32"  # until a GPU measurement says otherwise

@@ -112,7 +112,7 @@ def test_shards_are_made_again_when_a_file_changes(tmp_path: Path):
 
 
 def test_without_a_gpu_the_cpu_recipe_runs_at_the_precision_the_cpu_is_fast_in(monkeypatch):
-    """bf16-mixed + channels-last only where torch reports bf16 matrix units (AMX); fp32 elsewhere,
+    """bf16-mixed + channels-last only where torch reports bf16 hardware (AMX here); fp32 elsewhere,
     where bf16 is emulated and slower. Given configs and CUDA keep their own settings."""
     import adain.core.device
 
@@ -121,7 +121,7 @@ def test_without_a_gpu_the_cpu_recipe_runs_at_the_precision_the_cpu_is_fast_in(m
         args, why = train_from_folders.training_configs(None, cuda=False)
         assert args[args.index("--trainer.precision") + 1] == precision
         assert args[args.index("--model.channels_last") + 1] == layout
-        assert str(ROOT / "configs" / "cpu.yaml") in args and ("has bf16 matrix units" in why) == amx
+        assert str(ROOT / "configs" / "cpu.yaml") in args and ("has bf16 matrix units (AMX)" in why) == amx
     assert train_from_folders.training_configs(None, cuda=True) == (["--config", str(ROOT / "configs" / "adain.yaml")], None)
     assert train_from_folders.training_configs(["a.yaml"], cuda=False) == (["--config", "a.yaml"], None)
 

@@ -54,7 +54,7 @@ def add_model_options(parser: argparse.ArgumentParser, decoder_help: str) -> Non
     parser.add_argument("--vgg", default=DEFAULT_VGG, metavar="SRC", help=VGG_HELP)
     parser.add_argument("--device", default="auto", choices=DEVICES, help="auto (default): CUDA, else MPS, else the CPU")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="the network's arithmetic (default auto: bf16 on CPUs with bf16 matrix units, else fp32; "
+                        help="the network's arithmetic (default auto: bf16 on CPUs with bf16 hardware, AMX or AVX512-BF16, else fp32; "
                              "Gatys: fp32 or bf16)")  # fmt: skip
     parser.add_argument("--compile", choices=COMPILE_MODES, metavar="MODE",
                         help="compile AdaIN's network with torch.compile in this mode (" + ", ".join(COMPILE_MODES) + "; "
