@@ -7,8 +7,8 @@
 #   1. the carried wheels (runs/wheels: what the device's Python lacks) installed into /tmp/site;
 #   2. training continued from checkpoints/decoder.safetensors (the shipped decoder) with
 #      configs/adain.yaml + configs/gpu.yaml (bf16-mixed, channels-last, decoded data in memory) at
-#      256-px crops of the carried shards, the paper's λ and learning rate, for the time left less
-#      EXPORT_S + BENCH_S;
+#      256-px crops of the carried images enlarged to a shorter side of 512 (the scale the decoder
+#      is judged at), the paper's λ and learning rate, for the time left less EXPORT_S + BENCH_S;
 #   3. the decoder exported from last.ckpt in fp32 and fp16 to $OUT, and its training log
 #      (scripts/training_log.py, the stage's rows);
 #   4. in the time left (BENCH_S): scripts/benchmark.py at 512² on the continued decoder, each
@@ -66,7 +66,7 @@ if [ "$train_s" -lt 30 ]; then say "too little time to train ($train_s s)"; exit
 say "2. training for $train_s s from checkpoints/decoder.safetensors"
 # shellcheck disable=SC2086  # TRAIN_ARGS is meant to split
 "$py" train.py fit --config configs/adain.yaml --config configs/gpu.yaml \
-  --data.content_shards "$(join "${content[@]}")" --data.style_shards "$(join "${style[@]}")" --data.load_size 0 \
+  --data.content_shards "$(join "${content[@]}")" --data.style_shards "$(join "${style[@]}")" \
   --model.init_decoder checkpoints/decoder.safetensors --model.recon_steps 0 --model.on_nonfinite skip \
   --trainer.accelerator "$([ "$device" = cpu ] && echo cpu || echo gpu)" --trainer.default_root_dir "$run" \
   --trainer.max_time "$(printf '00:00:%02d:%02d' $((train_s / 60)) $((train_s % 60)))" ${TRAIN_ARGS:-} \
