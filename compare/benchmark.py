@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -200,7 +199,7 @@ def measure_adain(
     st: StyleTransfer, contents: Sequence[Tensor], styles: Sequence[Tensor], batch: int, repeat: int
 ) -> tuple[list[SpeedRow], list[Tensor]]:
     """Our AdaIN's speed: batch 1 with and without style encoding, and ``batch`` contents at once
-    sharing one style; and its outputs (batch 1). Compiled, three warm-up calls per measurement:
+    sharing one style (0: not); and its outputs (batch 1). Compiled, three warm-up calls per measurement:
     one compiles, and with CUDA graphs the next ones record them."""
     device, size, n = st.device, contents[0].shape[-1], len(contents)
     label = adain_label(st.precision, st.compile_mode)
@@ -209,6 +208,8 @@ def measure_adain(
     cached, peak = time_call(lambda: [st(c, [code]) for c, code in zip(contents, codes)], device, repeat, warmup)
     with_style, _ = time_call(lambda: [st(c, [st.encode_style(s)]) for c, s in zip(contents, styles)], device, repeat, warmup)
     rows = [SpeedRow(label, size, 1, cached / n, with_style / n, peak)]
+    if not batch:
+        return rows, [st(c, [code]) for c, code in zip(contents, codes)]
     stacked = torch.cat([contents[i % n] for i in range(batch)])
     cached_b, peak_b = time_call(lambda: st(stacked, codes[:1]), device, repeat, warmup)
     with_style_b, _ = time_call(lambda: st(stacked, [st.encode_style(styles[0])]), device, repeat, warmup)
@@ -217,42 +218,79 @@ def measure_adain(
 
 
 ONNX_LABEL = "ONNX Runtime (fp32, CPU; adain-export graphs)"
+ADAIN_VARIANTS = {"adain-bf16": ("bf16", None), "adain-compiled": (None, "default")}  # precision (None: the run's), compile
+OPENVINO_PRECISIONS = {"openvino": None, "openvino-f32": "f32"}  # None: the CPU plugin's default (bf16 on bf16 hardware)
+GRAPH_PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "openvino-f32": "openvino"}  # the [export] extra
 
 
-def onnx_sessions(st: StyleTransfer) -> tuple[Any, Any]:
-    """ONNX Runtime sessions (style → statistics, content + statistics + α → image) on the graphs
-    ``adain-export --onnx`` writes for ``st``, on the CPU with torch's thread count: made once a run."""
-    import onnxruntime as ort  # the [export] extra: run() leaves this row out without it
+@dataclass
+class GraphRunner:
+    """The graphs ``adain-export --onnx`` writes, run by another engine on the CPU: style →
+    statistics, and content + statistics + α → image, on numpy arrays."""
 
+    label: str
+    encode: Callable[[np.ndarray], list[np.ndarray]]
+    stylize: Callable[[np.ndarray, list[np.ndarray]], np.ndarray]
+
+
+def graph_runners(st: StyleTransfer, methods: Sequence[str]) -> dict[str, GraphRunner]:
+    """A runner for each of ``methods`` that runs the exported graphs (:data:`GRAPH_PACKAGES`), on
+    graphs exported once for the run, with torch's thread count."""
+    wanted = [m for m in methods if m in GRAPH_PACKAGES]
+    if not wanted:
+        return {}
     from adain.model.onnx_export import export_onnx
+
+    with tempfile.TemporaryDirectory() as folder:  # an engine keeps the graph it read
+        paths = export_onnx(st, folder)
+        return {m: onnxruntime_runner(paths) if m == "onnxruntime" else openvino_runner(paths, OPENVINO_PRECISIONS[m]) for m in wanted}
+
+
+def onnxruntime_runner(paths: Sequence[Path]) -> GraphRunner:
+    """ONNX Runtime's CPU provider on the two graphs."""
+    import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
-    with tempfile.TemporaryDirectory() as folder:  # a session keeps the graph it read
-        styler, stylizer = (ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                            for path in export_onnx(st, folder))  # fmt: skip
-    return styler, stylizer
-
-
-def measure_onnxruntime(
-    sessions: tuple[Any, Any], contents: Sequence[Tensor], styles: Sequence[Tensor], repeat: int
-) -> tuple[SpeedRow, list[Tensor]]:
-    """ONNX Runtime on :func:`onnx_sessions`, batch 1 (style cached and included), and its outputs."""
-    styler, stylizer = sessions
+    styler, stylizer = (ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]) for path in paths)
     alpha = np.array(1.0, dtype=np.float32)
+    return GraphRunner(
+        ONNX_LABEL,
+        lambda style: styler.run(None, {"style": style}),
+        lambda content, code: stylizer.run(None, {"content": content, "mean": code[0], "std": code[1], "alpha": alpha})[0],
+    )
 
-    def encode(style: Tensor) -> list[np.ndarray]:
-        return styler.run(None, {"style": style.cpu().numpy()})
 
-    def stylize_one(content: Tensor, code: list[np.ndarray]) -> np.ndarray:
-        return stylizer.run(None, {"content": content.cpu().numpy(), "mean": code[0], "std": code[1], "alpha": alpha})[0]
+def openvino_runner(paths: Sequence[Path], precision: str | None) -> GraphRunner:
+    """OpenVINO's CPU plugin on the two graphs, at ``precision`` (``f32``), or None: its default
+    (bf16 where the CPU computes bf16 in hardware); the label says which it used."""
+    import openvino as ov
 
+    core = ov.Core()
+    config: dict[str, object] = {"INFERENCE_NUM_THREADS": torch.get_num_threads()}
+    if precision is not None:
+        config["INFERENCE_PRECISION_HINT"] = precision
+    styler, stylizer = (core.compile_model(core.read_model(str(path)), "CPU", config) for path in paths)
+    used = stylizer.get_property("INFERENCE_PRECISION_HINT").to_string()  # bf16, f32
+    alpha = np.array(1.0, dtype=np.float32)
+    return GraphRunner(
+        f"OpenVINO ({used}, CPU{', its default' if precision is None else ''}; adain-export graphs)",
+        lambda style: list(styler(style).values()),
+        lambda content, code: stylizer({"content": content, "mean": code[0], "std": code[1], "alpha": alpha})[0],
+    )
+
+
+def measure_graphs(
+    runner: GraphRunner, contents: Sequence[Tensor], styles: Sequence[Tensor], repeat: int
+) -> tuple[SpeedRow, list[Tensor]]:
+    """``runner``'s speed, batch 1 (style cached and included), and its outputs."""
     cpu, n = torch.device("cpu"), len(contents)
-    codes = [encode(s) for s in styles]
-    cached, _ = time_call(lambda: [stylize_one(c, k) for c, k in zip(contents, codes)], cpu, repeat)
-    with_style, _ = time_call(lambda: [stylize_one(c, encode(s)) for c, s in zip(contents, styles)], cpu, repeat)
-    outputs = [torch.from_numpy(stylize_one(c, k)).to(contents[0].device) for c, k in zip(contents, codes)]
-    return SpeedRow(ONNX_LABEL, contents[0].shape[-1], 1, cached / n, with_style / n, None), outputs
+    arrays = [c.cpu().numpy() for c in contents]
+    codes = [runner.encode(s.cpu().numpy()) for s in styles]
+    cached, _ = time_call(lambda: [runner.stylize(c, k) for c, k in zip(arrays, codes)], cpu, repeat)
+    with_style, _ = time_call(lambda: [runner.stylize(c, runner.encode(s.cpu().numpy())) for c, s in zip(arrays, styles)], cpu, repeat)
+    outputs = [torch.from_numpy(np.asarray(runner.stylize(c, k))).to(contents[0].device) for c, k in zip(arrays, codes)]
+    return SpeedRow(runner.label, contents[0].shape[-1], 1, cached / n, with_style / n, None), outputs
 
 
 def measure_gatys(
@@ -320,15 +358,21 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
     our AdaIN, Gatys, and the quality of each method's outputs (with the identity baseline), on
     the fixed :func:`metrics.evaluation_encoder` whatever ``encoder`` the model uses."""
     device = setup.device
-    if "onnxruntime" in setup.methods and (device.type != "cpu" or find_spec("onnxruntime") is None):
-        print("onnxruntime left out: it is measured on the CPU, with the [export] extra installed", file=sys.stderr)
-        setup.methods = [m for m in setup.methods if m != "onnxruntime"]
+    missing = [m for m in setup.methods if m in GRAPH_PACKAGES and (device.type != "cpu" or find_spec(GRAPH_PACKAGES[m]) is None)]
+    for method in missing:
+        print(f"{method} left out: it is measured on the CPU, with the [export] extra installed", file=sys.stderr)
+    setup.methods = [m for m in setup.methods if m not in missing]
     plain = PlainAdaIN(encoder, decoder).to(device)
     st = StyleTransfer(encoder, decoder, setup.precision, setup.compile).to(device)
-    sessions = onnx_sessions(st) if "onnxruntime" in setup.methods else None
+    variants = {
+        m: StyleTransfer(encoder, decoder, precision or setup.precision, compile).to(device)
+        for m, (precision, compile) in ADAIN_VARIANTS.items()
+        if m in setup.methods
+    }
+    runners = graph_runners(st, setup.methods)
     results = {size: SizeResult(*_load_pairs(setup.pairs, size, device)) for size in setup.sizes}
     evaluator = metrics.evaluation_encoder().to(device)
-    stages = [("plain", size) for size in setup.sizes if {"adain", "onnxruntime"} & set(setup.methods)]
+    stages = [("plain", size) for size in setup.sizes if set(setup.methods) - {"gatys"}]
     stages += [(method, size) for size in setup.sizes for method in setup.methods] + [("quality", s) for s in setup.sizes]
     bar = tqdm(stages, desc="benchmark", unit="stage", disable=not setup.progress)
     for stage, size in bar:
@@ -350,11 +394,12 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
             result.speed += rows
             # The outputs judged and shown are what a user gets for each pair's request.
             result.outputs["adain"] = [stylize(st, request).rgb.to(device) for request in _requests(setup.pairs, size)]
-        elif stage == "onnxruntime":
-            row, result.outputs["onnxruntime"] = measure_onnxruntime(sessions, contents, styles, setup.repeat)
-            row.speedup = result.speed[0].cached_s / row.cached_s
-            row.max_abs_diff = max((o - p).abs().max().item() for o, p in zip(result.outputs["onnxruntime"], result.outputs["plain"]))
-            result.speed.append(row)
+        elif stage in variants:
+            (row,), result.outputs[stage] = measure_adain(variants[stage], contents, styles, 0, setup.repeat)
+            _compare(row, result, stage)
+        elif stage in runners:
+            row, result.outputs[stage] = measure_graphs(runners[stage], contents, styles, setup.repeat)
+            _compare(row, result, stage)
         elif stage == "gatys":
             row, result.outputs["gatys"] = measure_gatys(
                 encoder, contents, styles, setup.gatys_steps, setup.progress, gatys_precision(setup.precision)
@@ -365,11 +410,20 @@ def run(setup: Setup, encoder: VGG19Encoder, decoder: Decoder) -> dict[int, Size
                 "identity": IDENTITY_LABEL,
                 "adain": adain_label(setup.precision, setup.compile),
                 "gatys": gatys_label_for(setup.gatys_steps, gatys_precision(setup.precision)),
-                "onnxruntime": ONNX_LABEL,
+                **{m: adain_label(v.precision, v.compile_mode) for m, v in variants.items()},
+                **{m: r.label for m, r in runners.items()},
             }
             for method, outputs in [("identity", contents)] + [(m, result.outputs[m]) for m in setup.methods]:
                 result.quality.append(measure_quality(evaluator, labels[method], outputs, contents, styles))
     return results
+
+
+def _compare(row: SpeedRow, result: SizeResult, method: str) -> None:
+    """Add ``row`` with its speed-up over the plain reference of the same size and run, and the
+    largest pixel difference of ``method``'s outputs from the reference's."""
+    row.speedup = result.speed[0].cached_s / row.cached_s
+    row.max_abs_diff = max((o - p).abs().max().item() for o, p in zip(result.outputs[method], result.outputs["plain"]))
+    result.speed.append(row)
 
 
 def _requests(pairs: Sequence[tuple[Path, Path]], size: int) -> list[Request]:

@@ -41,14 +41,18 @@ from compare.inputs import (
     say_left_out,
 )
 
-METHODS = ("adain", "gatys", "onnxruntime")  # onnxruntime: the adain-export graphs, with the [export] extra
+# adain-bf16 / adain-compiled: this package in bf16 / compiled, beside --precision's own AdaIN row; onnxruntime, openvino
+# (its default precision) and openvino-f32: the adain-export graphs on those engines, with the [export] extra
+METHODS = ("adain", "gatys", "onnxruntime", "adain-bf16", "adain-compiled", "openvino", "openvino-f32")
+DEFAULT_METHODS = ("adain", "gatys", "onnxruntime")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--content", required=True, type=Path, metavar="DIR|IMG", help="content images (a folder or one file)")
     p.add_argument("--style", required=True, type=Path, metavar="DIR|IMG", help="style images (a folder or one file)")
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS, help="default: adain gatys onnxruntime")
+    p.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS), choices=METHODS, metavar="METHOD",
+                   help=f"of {', '.join(METHODS)} (default: {' '.join(DEFAULT_METHODS)})")  # fmt: skip
     p.add_argument("--sizes", nargs="+", type=int, default=[256, 512], help="square sides in px, multiples of 8 (default 256 512)")
     p.add_argument("--gatys-steps", type=int, default=500, help="L-BFGS steps per Gatys image (default 500)")
     p.add_argument("--repeat", type=int, default=3, help="timed AdaIN runs per measurement, after one warm-up (default 3)")

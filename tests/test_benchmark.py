@@ -1,6 +1,7 @@
 """scripts/benchmark.py end to end on the CPU (tiny sizes, one Gatys step), its errors, and the quality metrics."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +176,31 @@ def test_the_timed_adain_path_gives_what_a_request_gives(folders, encoder):
     (content,), (style,) = _load_pairs(pairs, 32, torch.device("cpu"))
     timed = st(content, [st.encode_style(style)])
     assert torch.equal(timed, stylize(st, _requests(pairs, 32)[0]).rgb)
+
+
+@pytest.mark.slow
+def test_the_variants_run_side_by_side_with_the_reference(folders, encoder, monkeypatch):
+    """bf16, compiled (traced, run eagerly: inductor's code generation takes minutes here) and
+    OpenVINO at its default precision and in f32, each a row in the same run: a speed-up over the
+    plain reference and the largest pixel difference from it, and a quality row."""
+    from compare.benchmark import Setup, run
+
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: real(fn, backend="aot_eager", fullgraph=True, dynamic=False))
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    pairs = list(zip(sorted(folders[0].iterdir()), sorted(folders[1].iterdir())))
+    methods = ["adain", "adain-bf16", "adain-compiled", "openvino", "openvino-f32"]
+    result = run(Setup(pairs, [32], methods, torch.device("cpu"), repeat=1, batch=2, progress=False), encoder, Decoder())[32]
+    speed = {row.method: row for row in result.speed}
+    labels = list(speed)
+    assert labels[:5] == ["plain fp32 eager (reference)", "AdaIN (fp32)", "AdaIN (fp32), batched", "AdaIN (bf16)",
+                          "AdaIN (fp32, compiled default)"]  # fmt: skip
+    assert re.fullmatch(r"OpenVINO \((bf16|f32), CPU, its default; adain-export graphs\)", labels[5])  # bf16 on bf16 hardware
+    assert labels[6:] == ["OpenVINO (f32, CPU; adain-export graphs)"]
+    for label in list(speed)[3:]:
+        assert speed[label].cached_s > 0 and speed[label].speedup > 0 and speed[label].max_abs_diff is not None
+    assert speed["AdaIN (fp32, compiled default)"].max_abs_diff < 1e-4  # the same function, traced
+    assert speed["OpenVINO (f32, CPU; adain-export graphs)"].max_abs_diff < 1e-4
+    assert speed["AdaIN (bf16)"].max_abs_diff < 0.1  # rounded, not wrong
+    assert {row.method for row in result.quality} == {"identity (output = content)", *list(speed)[1:2], *list(speed)[3:]}
