@@ -125,13 +125,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     server_args = ["--device", "cpu", *(["--decoder", args.decoder] if args.decoder else [])]
+    log = args.out.with_suffix(".server.log")
     try:
-        with serving(server_args, args.out.with_suffix(".server.log")) as url, sync_playwright() as p:
+        with serving(server_args, log) as url, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport=VIEWPORT)
             page.set_default_timeout(RENDER_TIMEOUT_MS)
             page.goto(url)
-            page.wait_for_selector("#result[data-seq]")
+            page.wait_for_selector("#result[data-seq]")  # the first result, before the size changes
             page.select_option("#size", args.size)
             pick(page, args.content, args.styles, "left-right")
             page.screenshot(path=str(args.out))
@@ -139,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, RuntimeError, PlaywrightError) as err:  # no server, a page that never answered
         return failed(err)
     finally:
-        args.out.with_suffix(".server.log").unlink(missing_ok=True)
+        log.unlink(missing_ok=True)
     print(f"wrote {args.out}")
     return 0
 

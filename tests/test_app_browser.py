@@ -7,6 +7,7 @@ REQUIRE_BROWSER=1 (set by CI), where they fail.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import time
@@ -106,13 +107,7 @@ def page(browser, server: str):
 
 def result_digest(page) -> str:
     """SHA-256 of the bytes behind the result image shown now."""
-    return page.evaluate(
-        """async () => {
-            const data = await (await fetch(document.getElementById("result").src)).arrayBuffer();
-            const hash = await crypto.subtle.digest("SHA-256", data);
-            return Array.from(new Uint8Array(hash), (b) => b.toString(16).padStart(2, "0")).join("");
-        }"""
-    )
+    return hashlib.sha256(SCREENSHOT.result_bytes(page)).hexdigest()
 
 
 def test_upload_move_alpha_see_new_result_and_download(page, server: str, tmp_path: Path):
